@@ -1,0 +1,52 @@
+// Package lab is a small but real mail world in one process: an authoritative
+// DNS server, an M365-like submission service and a backup relay that DKIM-sign
+// and relay to MX hosts, Gmail/Yahoo/Outlook-like receivers that evaluate SPF,
+// DKIM and DMARC against the lab DNS, and IMAP servers holding the seed
+// mailboxes. Named scenarios change the world the way real incidents did.
+//
+// The lab never imports probe: the world does not know the prober exists.
+package lab
+
+// The names below are a contract: tests, generated configs and checks use them.
+const (
+	CustomerDomain   = "example-bank.test"
+	OTPFrom          = "otp@example-bank.test"
+	BounceAddress    = "bounces@example-bank.test"
+	DMARCRUAAddress  = "dmarc@example-bank.test"
+	TenantDomain     = "examplebank.onmicrosoft.test" // the M365 tenant's initial domain
+	M365SPFInclude   = "spf.protection.outlook.test"
+	BackupSPFInclude = "spf.backup-relay.test"
+	MarketingInclude = "_spf.marketing-tool.test" // used by spf-too-many-lookups
+
+	M365ActiveSelector   = "selector1" // Microsoft publishes only the active selector's TXT
+	M365InactiveSelector = "selector2"
+	BackupSelector       = "relay2026"
+
+	// Loopback addresses: every host of the world has its own, so SPF sees
+	// different senders on one machine.
+	DNSIP          = "127.0.0.1"
+	M365IP         = "127.0.0.11" // submission service and relay source address
+	BackupIP       = "127.0.0.12"
+	GmailIP        = "127.0.0.21"
+	YahooIP        = "127.0.0.22"
+	OutlookIP      = "127.0.0.23"
+	BankMXIP       = "127.0.0.30" // example-bank.test MX: bounces@ and dmarc@
+	ForwarderIP    = "127.0.0.40" // a mailing-list forwarder that ARC-seals
+	SeedLocalPart  = "seed"
+	SeedPassword   = "seed-password" // lab only; never a real secret
+	SenderUsername = "otp@example-bank.test"
+)
+
+// Sender names.
+const (
+	SenderM365   = "m365"
+	SenderBackup = "backup"
+)
+
+// Provider (receiver) names.
+const (
+	ProviderGmail   = "gmail"
+	ProviderYahoo   = "yahoo"
+	ProviderOutlook = "outlook"
+	ProviderBank    = "bank" // the customer's own mailbox host (bounces)
+)

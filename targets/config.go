@@ -1,0 +1,128 @@
+// Package targets is WHAT otpprobe probes: the configuration model (senders,
+// mailboxes, probes, store, http), YAML loading with known-fields checking,
+// provider presets, defaults, validation and secret references.
+package targets
+
+import "time"
+
+// Config is the whole configuration file.
+type Config struct {
+	Agent     string    `yaml:"agent"` // this instance's name; a label on every metric
+	Senders   []Sender  `yaml:"senders"`
+	Mailboxes []Mailbox `yaml:"mailboxes"`
+	Probes    []Probe   `yaml:"probes"`
+	// Bounces names the mailbox (from Mailboxes) that receives DSNs for the
+	// envelope sender; empty when bounces are not watched.
+	Bounces string `yaml:"bounces"`
+	Store   Store  `yaml:"store"`
+	HTTP    HTTP   `yaml:"http"`
+}
+
+// TLS modes for Sender.TLS and Mailbox.TLS.
+const (
+	TLSStartTLS = "starttls"
+	TLSImplicit = "tls"
+	TLSNone     = "none" // only with Insecure: true
+)
+
+// Auth mechanisms.
+const (
+	AuthPlain   = "plain"
+	AuthLogin   = "login"
+	AuthXOAUTH2 = "xoauth2"
+)
+
+// Endpoint is how to reach and trust a server.
+type Endpoint struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	TLS      string `yaml:"tls"`      // starttls | tls | none
+	Insecure bool   `yaml:"insecure"` // skip certificate verification; required for tls: none
+	CAFile   string `yaml:"ca_file"`  // PEM bundle of private CAs, added to nothing else
+}
+
+// Auth holds credentials. Secret values are resolved at load time from
+// ${ENV} references or *_file paths and must never be printed.
+type Auth struct {
+	Mechanism    string `yaml:"mechanism"` // plain | login | xoauth2
+	Username     string `yaml:"username"`
+	Password     Secret `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	TokenFile    string `yaml:"token_file"`    // xoauth2: a file holding an access token
+	TokenCommand string `yaml:"token_command"` // xoauth2: a command printing an access token
+}
+
+// Sender is a path that OTP mail leaves through (an M365 tenant, a backup relay).
+type Sender struct {
+	Name         string `yaml:"name"`
+	Preset       string `yaml:"preset"` // m365
+	Endpoint     `yaml:",inline"`
+	Auth         Auth   `yaml:"auth"`
+	From         string `yaml:"from"`          // header From
+	EnvelopeFrom string `yaml:"envelope_from"` // MAIL FROM; defaults to From
+	Helo         string `yaml:"helo"`          // EHLO name after TLS; defaults to the hostname
+}
+
+// Mailbox is a seed mailbox at a provider, watched over IMAP.
+type Mailbox struct {
+	Name     string `yaml:"name"`
+	Provider string `yaml:"provider"` // gmail | yahoo | outlook | generic; fills defaults
+	Address  string `yaml:"address"`
+	Endpoint `yaml:",inline"`
+	Auth     Auth `yaml:"auth"`
+	// AuthservID is the authserv-id whose Authentication-Results are trusted
+	// (RFC 8601 §5). Microsoft writes none; "none" trusts the topmost header
+	// without an authserv-id.
+	AuthservID string   `yaml:"authserv_id"`
+	Junk       string   `yaml:"junk"`    // junk folder; default: \Junk special-use, then names
+	Trash      string   `yaml:"trash"`   // cleanup target when moving; default: \Trash special-use
+	Cleanup    *bool    `yaml:"cleanup"` // default true: canaries are removed once seen
+	Folders    []string `yaml:"folders"` // extra folders to watch besides INBOX and junk
+}
+
+// Probe sends through every sender to every mailbox on a schedule.
+type Probe struct {
+	Name       string        `yaml:"name"`
+	Schedule   string        `yaml:"schedule"` // cron spec, seconds allowed, or @every 1m
+	Senders    []string      `yaml:"senders"`
+	Mailboxes  []string      `yaml:"mailboxes"`
+	Deadline   time.Duration `yaml:"deadline"`    // lost after; default 10m
+	LatencySLO time.Duration `yaml:"latency_slo"` // late after; default 60s
+	Message    Message       `yaml:"message"`
+}
+
+// Message is the canary's template; {{.Code}} is the 6-digit code.
+type Message struct {
+	Subject string `yaml:"subject"`
+	Body    string `yaml:"body"`
+}
+
+// Store selects the attempt history backend.
+type Store struct {
+	Driver string `yaml:"driver"` // sqlite (default) | postgres
+	Path   string `yaml:"path"`   // sqlite file; default ./data/otpprobe.db
+	DSN    Secret `yaml:"dsn"`    // postgres URL
+}
+
+// HTTP is the metrics and API listener.
+type HTTP struct {
+	Listen string `yaml:"listen"` // default 127.0.0.1:8080
+}
+
+// Secret is a string that never prints. String/GoString/MarshalYAML/
+// MarshalJSON all redact; Reveal returns the value.
+type Secret string
+
+const redacted = "[redacted]"
+
+func (s Secret) Reveal() string { return string(s) }
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+func (s Secret) GoString() string             { return s.String() }
+func (s Secret) MarshalYAML() (any, error)    { return s.String(), nil }
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

@@ -1,0 +1,17 @@
+// Package verify turns what a receiver wrote into verdicts a person can
+// trust: Authentication-Results and ARC, provider spam signals, DKIM
+// re-verification, DSNs, and the DNS posture behind them. It never touches
+// the network except through an injected resolver.
+package verify
+
+// Verdicts is what the receiver said about one delivered canary.
+// The summaries use RFC 8601 result words ("pass", "fail", "softfail",
+// "neutral", "none", "temperror", "permerror", "policy"); "" means unknown.
+type Verdicts struct {
+	Trusted    bool   `json:"trusted"`     // a header from the configured authserv-id was found
+	AuthservID string `json:"authserv_id"` // the authserv-id of the header summarised
+	SPF        string `json:"spf"`
+	DKIM       string `json:"dkim"`
+	DMARC      string `json:"dmarc"`
+	ARC        string `json:"arc"`
+}
