@@ -1,0 +1,74 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Endpoints is how a client reaches a running world: the JSON written by
+// `otpprobe lab serve --endpoints-file`. The interop scripts (Dovecot and
+// Postfix) write the same shape, so one config generator serves both.
+type Endpoints struct {
+	DNS       string     `json:"dns"`     // "127.0.0.1:P", UDP and TCP
+	Control   string     `json:"control"` // "http://127.0.0.1:P"
+	CAFile    string     `json:"ca_file"` // PEM of the private CA every TLS server uses
+	Senders   []Endpoint `json:"senders"`
+	Mailboxes []Endpoint `json:"mailboxes"`
+	Bounces   *Endpoint  `json:"bounces,omitempty"`
+}
+
+// Endpoint is one submission service or one IMAP mailbox.
+type Endpoint struct {
+	Name       string `json:"name"`
+	Provider   string `json:"provider,omitempty"` // mailboxes: gmail, yahoo, outlook, bank, generic
+	Address    string `json:"address,omitempty"`  // mailboxes: the seed address
+	From       string `json:"from,omitempty"`     // senders: header and envelope From
+	Host       string `json:"host"`
+	Port       int    `json:"port"`
+	TLS        string `json:"tls"` // starttls | tls | none
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	AuthservID string `json:"authserv_id,omitempty"` // mailboxes: whose Authentication-Results to trust
+	Junk       string `json:"junk,omitempty"`        // mailboxes: the junk folder's name
+}
+
+// WriteFile writes e as JSON to path atomically (temp file + rename), so a
+// reader polling for the file never sees half of it.
+func (e *Endpoints) WriteFile(path string) error {
+	data, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".endpoints-*.json")
+	if err != nil {
+		return fmt.Errorf("endpoints file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("endpoints file: %w", err)
+	}
+	if err := tmp.Chmod(0o600); err != nil { // it holds lab passwords
+		tmp.Close()
+		return fmt.Errorf("endpoints file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("endpoints file: %w", err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// LoadEndpoints reads an endpoints file.
+func LoadEndpoints(path string) (*Endpoints, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("endpoints file: %w", err)
+	}
+	var e Endpoints
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("endpoints file %s: %w", path, err)
+	}
+	return &e, nil
+}
