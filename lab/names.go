@@ -50,3 +50,19 @@ const (
 	ProviderOutlook = "outlook"
 	ProviderBank    = "bank" // the customer's own mailbox host (bounces)
 )
+
+// Host names the world publishes in its DNS (and puts in its certificates).
+const (
+	M365SubmitHost   = "smtp.office365.test"              // submission service, A 127.0.0.11
+	M365RelayHelo    = "mail-out.protection.outlook.test" // relay EHLO/PTR name
+	BackupSubmitHost = "smtp.backup-relay.test"           // A 127.0.0.12
+	BackupRelayHelo  = "out.backup-relay.test"
+	GmailMX          = "gmail-smtp-in.l.google.test"
+	YahooMX          = "mta5.am0.yahoodns.test"
+	OutlookMX        = "outlook-test.mail.protection.outlook.test"
+	BankMX           = "mx.example-bank.test"
+	GmailIMAP        = "imap.gmail.test"
+	YahooIMAP        = "imap.mail.yahoo.test"
+	OutlookIMAP      = "outlook.office365.test"
+	BankIMAP         = "imap.example-bank.test"
+)
