@@ -3,7 +3,13 @@
 // provider presets, defaults, validation and secret references.
 package targets
 
-import "time"
+import (
+	"crypto/x509"
+	"text/template"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
 
 // Config is the whole configuration file.
 type Config struct {
@@ -39,6 +45,8 @@ type Endpoint struct {
 	TLS      string `yaml:"tls"`      // starttls | tls | none
 	Insecure bool   `yaml:"insecure"` // skip certificate verification; required for tls: none
 	CAFile   string `yaml:"ca_file"`  // PEM bundle of private CAs, added to nothing else
+
+	roots *x509.CertPool // parsed CAFile, cached at load
 }
 
 // Auth holds credentials. Secret values are resolved at load time from
@@ -50,6 +58,10 @@ type Auth struct {
 	PasswordFile string `yaml:"password_file"`
 	TokenFile    string `yaml:"token_file"`    // xoauth2: a file holding an access token
 	TokenCommand string `yaml:"token_command"` // xoauth2: a command printing an access token
+
+	path       string // field path for errors, e.g. "senders[0] (m365).auth"
+	dir        string // config directory: token_command runs there
+	passwordIn string // where Password came from: "inline", "$VAR" or a file path
 }
 
 // Sender is a path that OTP mail leaves through (an M365 tenant, a backup relay).
@@ -89,9 +101,14 @@ type Probe struct {
 	Deadline   time.Duration `yaml:"deadline"`    // lost after; default 10m
 	LatencySLO time.Duration `yaml:"latency_slo"` // late after; default 60s
 	Message    Message       `yaml:"message"`
+
+	schedule cron.Schedule      // parsed Schedule
+	subject  *template.Template // parsed Message.Subject
+	body     *template.Template // parsed Message.Body
 }
 
-// Message is the canary's template; {{.Code}} is the 6-digit code.
+// Message is the canary's template: text/template with {{.Code}} (the
+// 6-digit code) and {{.Token}} (the attempt's token, required in Subject).
 type Message struct {
 	Subject string `yaml:"subject"`
 	Body    string `yaml:"body"`
@@ -100,7 +117,7 @@ type Message struct {
 // Store selects the attempt history backend.
 type Store struct {
 	Driver string `yaml:"driver"` // sqlite (default) | postgres
-	Path   string `yaml:"path"`   // sqlite file; default ./data/otpprobe.db
+	Path   string `yaml:"path"`   // sqlite file; default ./data/otpprobe.db, relative to the working directory
 	DSN    Secret `yaml:"dsn"`    // postgres URL
 }
 

@@ -1,0 +1,81 @@
+package targets
+
+import (
+	"net/mail"
+	"os"
+	"time"
+)
+
+// Defaults applied at load when a field is left out.
+const (
+	DefaultDeadline   = 10 * time.Minute
+	DefaultLatencySLO = 60 * time.Second
+	DefaultSubject    = "Your verification code is {{.Code}} [{{.Token}}]"
+	DefaultBody       = "Your verification code is {{.Code}}.\n\n" +
+		"It expires in 10 minutes. If you did not request it, you can ignore this message.\n\n" +
+		"Reference: {{.Token}}\n"
+	DefaultStoreDriver = "sqlite"
+	// DefaultStorePath is relative to the working directory, not to the
+	// config file: data lives where the daemon runs.
+	DefaultStorePath  = "./data/otpprobe.db"
+	DefaultHTTPListen = "127.0.0.1:8080"
+)
+
+// Default ports by TLS mode when neither the config nor a preset sets one.
+var (
+	defaultSMTPPorts = map[string]int{TLSStartTLS: 587, TLSImplicit: 465, TLSNone: 25}
+	defaultIMAPPorts = map[string]int{TLSStartTLS: 143, TLSImplicit: 993, TLSNone: 143}
+)
+
+func (c *Config) applyDefaults() {
+	host, _ := os.Hostname()
+	fill(&c.Agent, host)
+	for i := range c.Senders {
+		s := &c.Senders[i]
+		fill(&s.TLS, TLSStartTLS)
+		fillInt(&s.Port, defaultSMTPPorts[s.TLS])
+		if a, err := mail.ParseAddress(s.From); err == nil {
+			fill(&s.EnvelopeFrom, a.Address)
+		}
+		fill(&s.Helo, host)
+		s.Auth.inferMechanism()
+	}
+	for i := range c.Mailboxes {
+		m := &c.Mailboxes[i]
+		fill(&m.TLS, TLSImplicit)
+		fillInt(&m.Port, defaultIMAPPorts[m.TLS])
+		if m.Cleanup == nil {
+			on := true
+			m.Cleanup = &on
+		}
+		m.Auth.inferMechanism()
+	}
+	for i := range c.Probes {
+		p := &c.Probes[i]
+		if p.Deadline == 0 {
+			p.Deadline = DefaultDeadline
+		}
+		if p.LatencySLO == 0 {
+			p.LatencySLO = DefaultLatencySLO
+		}
+		fill(&p.Message.Subject, DefaultSubject)
+		fill(&p.Message.Body, DefaultBody)
+	}
+	fill(&c.Store.Driver, DefaultStoreDriver)
+	if c.Store.Driver == DefaultStoreDriver {
+		fill(&c.Store.Path, DefaultStorePath)
+	}
+	fill(&c.HTTP.Listen, DefaultHTTPListen)
+}
+
+// inferMechanism picks xoauth2 when a token source is set and plain when
+// a user or password is; with nothing set a sender does not AUTH at all.
+func (a *Auth) inferMechanism() {
+	switch {
+	case a.Mechanism != "":
+	case a.TokenFile != "" || a.TokenCommand != "":
+		a.Mechanism = AuthXOAUTH2
+	case a.Username != "" || a.Password != "":
+		a.Mechanism = AuthPlain
+	}
+}

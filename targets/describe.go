@@ -1,0 +1,151 @@
+package targets
+
+import (
+	"fmt"
+	"io"
+	"net/mail"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Sender returns the sender named name.
+func (c *Config) Sender(name string) (*Sender, bool) {
+	for i := range c.Senders {
+		if c.Senders[i].Name == name {
+			return &c.Senders[i], true
+		}
+	}
+	return nil, false
+}
+
+// Mailbox returns the mailbox named name.
+func (c *Config) Mailbox(name string) (*Mailbox, bool) {
+	for i := range c.Mailboxes {
+		if c.Mailboxes[i].Name == name {
+			return &c.Mailboxes[i], true
+		}
+	}
+	return nil, false
+}
+
+// CronSchedule returns the parsed Schedule (parsed at load; a Probe built
+// in code is parsed with CronParser here).
+func (p Probe) CronSchedule() (cron.Schedule, error) {
+	if p.schedule != nil {
+		return p.schedule, nil
+	}
+	return CronParser.Parse(p.Schedule)
+}
+
+// Domain is the domain of the From address, for Message-IDs.
+func (s Sender) Domain() string {
+	a, err := mail.ParseAddress(s.From)
+	if err != nil {
+		return ""
+	}
+	return a.Address[strings.LastIndexByte(a.Address, '@')+1:]
+}
+
+// CleanupEnabled reports whether seen canaries are removed (default true).
+func (m Mailbox) CleanupEnabled() bool { return m.Cleanup == nil || *m.Cleanup }
+
+// TrustsAuthservID reports whether an Authentication-Results header with
+// authserv-id got is this mailbox's receiver's own (see MatchAuthservID).
+func (m Mailbox) TrustsAuthservID(got string) bool { return MatchAuthservID(m.AuthservID, got) }
+
+// Redacted returns a deep copy whose secret values are replaced by
+// "[redacted]", safe to hand to anything that prints or serializes.
+func (c *Config) Redacted() *Config {
+	r := *c
+	r.Senders = append([]Sender(nil), c.Senders...)
+	r.Mailboxes = append([]Mailbox(nil), c.Mailboxes...)
+	r.Probes = append([]Probe(nil), c.Probes...)
+	for i := range r.Senders {
+		r.Senders[i].Auth.Password = Secret(r.Senders[i].Auth.Password.String())
+	}
+	for i := range r.Mailboxes {
+		r.Mailboxes[i].Auth.Password = Secret(r.Mailboxes[i].Auth.Password.String())
+	}
+	r.Store.DSN = Secret(r.Store.DSN.String())
+	return &r
+}
+
+// Describe writes the human summary `otpprobe validate` prints. It shows
+// where each secret comes from, never its value; a token_command is shown
+// by its program only, since its arguments may carry a client secret.
+func (c *Config) Describe(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "agent %s\n\nSENDER\tENDPOINT\tTLS\tAUTH\tFROM\tENVELOPE FROM\n", c.Agent)
+	for _, s := range c.Senders {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, hostPort(s.Endpoint), tlsDesc(s.Endpoint),
+			s.Auth.describe(), s.From, s.EnvelopeFrom)
+	}
+	fmt.Fprintf(tw, "\nMAILBOX\tPROVIDER\tENDPOINT\tTLS\tAUTH\tADDRESS\tAUTHSERV-ID\tJUNK\tCLEANUP\n")
+	for _, m := range c.Mailboxes {
+		junk := m.Junk
+		if junk == "" {
+			junk = "(\\Junk)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\n", m.Name, m.Provider, hostPort(m.Endpoint),
+			tlsDesc(m.Endpoint), m.Auth.describe(), m.Address, m.AuthservID, junk, m.CleanupEnabled())
+	}
+	fmt.Fprintf(tw, "\nPROBE\tSCHEDULE\tNEXT RUN (UTC)\tPAIRS\tLATENCY SLO\tDEADLINE\n")
+	for _, p := range c.Probes {
+		next := "-"
+		if s, err := p.CronSchedule(); err == nil {
+			next = s.Next(time.Now().UTC()).UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d (%s × %s)\t%v\t%v\n", p.Name, p.Schedule, next,
+			len(p.Senders)*len(p.Mailboxes), strings.Join(p.Senders, ","), strings.Join(p.Mailboxes, ","),
+			p.LatencySLO, p.Deadline)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	bounces := c.Bounces
+	if bounces == "" {
+		bounces = "(not watched)"
+	}
+	store := c.Store.Driver + " " + c.Store.Path
+	if c.Store.Driver == "postgres" {
+		store = "postgres (dsn " + c.Store.DSN.String() + ")"
+	}
+	_, err := fmt.Fprintf(w, "\nbounces %s\nstore   %s\nhttp    %s\n", bounces, store, c.HTTP.Listen)
+	return err
+}
+
+func hostPort(e Endpoint) string { return fmt.Sprintf("%s:%d", e.Host, e.Port) }
+
+func tlsDesc(e Endpoint) string {
+	switch {
+	case e.Insecure:
+		return e.TLS + " (INSECURE)"
+	case e.CAFile != "":
+		return e.TLS + " (ca " + e.CAFile + ")"
+	}
+	return e.TLS
+}
+
+func (a Auth) describe() string {
+	switch a.Mechanism {
+	case "":
+		return "none"
+	case AuthXOAUTH2:
+		if a.TokenFile != "" {
+			return fmt.Sprintf("xoauth2 %s, token file %s", a.Username, a.TokenFile)
+		}
+		prog, _, _ := strings.Cut(strings.TrimSpace(a.TokenCommand), " ")
+		return fmt.Sprintf("xoauth2 %s, token command %s …", a.Username, prog)
+	}
+	from := "from " + a.passwordIn
+	switch a.passwordIn {
+	case passwordFromInline:
+		from = "inline"
+	case "":
+		from = "set"
+	}
+	return fmt.Sprintf("%s %s, password %s", a.Mechanism, a.Username, from)
+}
