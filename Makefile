@@ -1,0 +1,28 @@
+# otpprobe — build and test. `make test` is what CI runs (.ci/run).
+GO ?= go
+BIN := bin/otpprobe
+
+.PHONY: build test lint lab bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/otpprobe
+
+# Everything: formatting, vet, real Dovecot/Postfix for the interop tests
+# (installed from Debian when missing and run as root), then every Go test
+# under the race detector.
+test:
+	scripts/test.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+# The demo: a whole mail world on loopback and the prober pointed at it.
+lab: build
+	$(BIN) lab
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin data

@@ -1,0 +1,127 @@
+package probe
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"html"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+	"github.com/google/uuid"
+)
+
+// HeaderID is the canary header that carries the attempt's token.
+const HeaderID = "X-Otpprobe-Id"
+
+// tokenPrefix marks otpprobe tokens; the token also travels in the Subject as
+// "[otp-…]" because some providers do not index custom headers.
+const tokenPrefix = "otp-"
+
+var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newToken returns a random token such as "otp-k3j5q7x2m4p6r8t1".
+func newToken() (string, error) {
+	b := make([]byte, 10)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return tokenPrefix + tokenEncoding.EncodeToString(b), nil
+}
+
+// newCode returns a uniformly random 6-digit code.
+func newCode() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%06d", n.Int64()), nil
+}
+
+// NewAttempt creates a pending attempt with a sortable ID (UUIDv7), a token,
+// a code and a Message-ID on the sender's domain.
+func NewAttempt(now time.Time, probe, sender, senderFrom, mailbox, provider string, deadline, latencySLO time.Duration) (*Attempt, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	token, err := newToken()
+	if err != nil {
+		return nil, err
+	}
+	code, err := newCode()
+	if err != nil {
+		return nil, err
+	}
+	domain := senderFrom[strings.LastIndexByte(senderFrom, '@')+1:]
+	now = now.UTC().Truncate(time.Millisecond)
+	return &Attempt{
+		ID: id.String(), Probe: probe, Sender: sender, Mailbox: mailbox, Provider: provider,
+		Token: token, Code: code, MessageID: id.String() + "@" + domain,
+		CreatedAt: now, Deadline: now.Add(deadline), LatencySLO: latencySLO,
+		Outcome: OutcomePending,
+	}, nil
+}
+
+// Canary is what a sender submits for an attempt.
+type Canary struct {
+	From, To, Subject, Body string
+}
+
+// Compose builds the canary as a realistic OTP message: text and HTML
+// alternatives, Message-ID on the sender's domain, the token in X-Otpprobe-Id
+// and (by the template) in the Subject.
+func Compose(a *Attempt, c Canary, date time.Time) ([]byte, error) {
+	var h mail.Header
+	h.SetDate(date)
+	h.SetAddressList("From", []*mail.Address{{Address: c.From}})
+	h.SetAddressList("To", []*mail.Address{{Address: c.To}})
+	h.SetSubject(c.Subject)
+	h.SetMessageID(a.MessageID)
+	h.Set(HeaderID, a.Token)
+	h.Set("Auto-Submitted", "auto-generated") // RFC 3834: never auto-reply to a canary
+
+	var buf bytes.Buffer
+	w, err := mail.CreateInlineWriter(&buf, h)
+	if err != nil {
+		return nil, err
+	}
+	for _, part := range []struct{ typ, body string }{
+		{"text/plain", c.Body + "\r\n"},
+		{"text/html", "<html><body><p>" + strings.ReplaceAll(html.EscapeString(c.Body), "\n", "<br>") + "</p></body></html>\r\n"},
+	} {
+		var ph mail.InlineHeader
+		ph.Set("Content-Type", part.typ+"; charset=utf-8")
+		pw, err := w.CreatePart(ph)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := pw.Write([]byte(part.body)); err != nil {
+			return nil, err
+		}
+		if err := pw.Close(); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// TokensIn returns the otpprobe tokens found in s (the "[otp-…]" words of a
+// Subject, or a bare header value).
+func TokensIn(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool {
+		return r == '[' || r == ']' || r == ' ' || r == '\t' || r == '(' || r == ')' || r == '<' || r == '>' || r == ':'
+	}) {
+		if strings.HasPrefix(f, tokenPrefix) && len(f) > len(tokenPrefix) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
