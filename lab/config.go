@@ -115,6 +115,9 @@ mailboxes:
       password_file: {{printf "%q" .PasswordFile}}
     authserv_id: {{printf "%q" .AuthservID}}
     junk: {{printf "%q" .Junk}}
+    {{- if .Trash}}
+    trash: {{printf "%q" .Trash}}
+    {{- end}}
 {{- end}}
 {{- with .Bounces}}
   - name: {{.Name}}

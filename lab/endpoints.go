@@ -32,6 +32,7 @@ type Endpoint struct {
 	Password   string `json:"password"`
 	AuthservID string `json:"authserv_id,omitempty"` // mailboxes: whose Authentication-Results to trust
 	Junk       string `json:"junk,omitempty"`        // mailboxes: the junk folder's name
+	Trash      string `json:"trash,omitempty"`       // mailboxes: where cleanup moves canaries
 }
 
 // WriteFile writes e as JSON to path atomically (temp file + rename), so a
