@@ -1,0 +1,100 @@
+package store
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/otpprobe/otpprobe/probe"
+)
+
+// columns is the attempts column list, in the order of values and scan.
+const columns = `id, probe, sender, mailbox, provider, token, code, message_id,
+	created_at, deadline, latency_slo_ms, outcome, late,
+	submitted_at, seen_at, folder, internal_date, received_at,
+	smtp_stage, smtp_code, smtp_enhanced, smtp_reply, transcript, header,
+	trusted, authserv_id, spf, dkim, dmarc, arc, verdicts,
+	diagnosis, detail, updated_at`
+
+const numColumns = 34
+
+// millis encodes a time as UTC Unix milliseconds; the zero time is NULL.
+func millis(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+// fromMillis decodes what millis wrote.
+func fromMillis(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// values returns a's column values in the order of columns.
+func values(a *probe.Attempt, now time.Time) ([]any, error) {
+	verdicts, err := json.Marshal(a.Verdicts)
+	if err != nil {
+		return nil, fmt.Errorf("encode verdicts: %w", err)
+	}
+	return []any{
+		a.ID, a.Probe, a.Sender, a.Mailbox, a.Provider, a.Token, a.Code, a.MessageID,
+		a.CreatedAt.UnixMilli(), millis(a.Deadline), a.LatencySLO.Milliseconds(), string(a.Outcome), boolInt(a.Late),
+		millis(a.SubmittedAt), millis(a.SeenAt), a.Folder, millis(a.InternalDate), millis(a.ReceivedAt),
+		a.SMTP.Stage, a.SMTP.Code, a.SMTP.Enhanced, a.SMTP.Reply, a.Transcript, a.Header,
+		boolInt(a.Verdicts.Trusted), a.Verdicts.AuthservID, a.Verdicts.SPF, a.Verdicts.DKIM, a.Verdicts.DMARC, a.Verdicts.ARC, string(verdicts),
+		a.Diagnosis, a.Detail, now.UnixMilli(),
+	}, nil
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// scanAttempt reads one row selected with columns. The verdicts JSON is
+// the source of truth for Verdicts (it keeps fields added after the
+// summary columns); the columns exist for queries.
+func scanAttempt(sc scanner) (*probe.Attempt, error) {
+	var (
+		a                                                  probe.Attempt
+		outcome, verdicts                                  string
+		late, trusted                                      int
+		latencySLO, createdAt, updatedAt                   int64
+		deadline, submitted, seen, internalDate, received sql.NullInt64
+		spf, dkim, dmarc, arc, authservID                  string
+	)
+	err := sc.Scan(
+		&a.ID, &a.Probe, &a.Sender, &a.Mailbox, &a.Provider, &a.Token, &a.Code, &a.MessageID,
+		&createdAt, &deadline, &latencySLO, &outcome, &late,
+		&submitted, &seen, &a.Folder, &internalDate, &received,
+		&a.SMTP.Stage, &a.SMTP.Code, &a.SMTP.Enhanced, &a.SMTP.Reply, &a.Transcript, &a.Header,
+		&trusted, &authservID, &spf, &dkim, &dmarc, &arc, &verdicts,
+		&a.Diagnosis, &a.Detail, &updatedAt,
+	)
+	if err != nil {
+		return nil, err
+	}
+	a.CreatedAt = time.UnixMilli(createdAt).UTC()
+	a.Deadline = fromMillis(deadline)
+	a.LatencySLO = time.Duration(latencySLO) * time.Millisecond
+	a.Outcome = probe.Outcome(outcome)
+	a.Late = late != 0
+	a.SubmittedAt = fromMillis(submitted)
+	a.SeenAt = fromMillis(seen)
+	a.InternalDate = fromMillis(internalDate)
+	a.ReceivedAt = fromMillis(received)
+	if err := json.Unmarshal([]byte(verdicts), &a.Verdicts); err != nil {
+		return nil, fmt.Errorf("attempt %q: decode verdicts: %w", a.ID, err)
+	}
+	return &a, nil
+}

@@ -1,0 +1,274 @@
+// Package store keeps probe attempts: probe.Store on SQLite (the default,
+// one file, pure Go) and later PostgreSQL (several agents, one history).
+//
+// Time columns hold UTC Unix milliseconds (INTEGER, NULL for a zero
+// time.Time), so attempts read back are in UTC, truncated to the
+// millisecond; durations are milliseconds; booleans 0/1. Verdict
+// summaries have their own columns for queries and the whole
+// verify.Verdicts is kept as JSON, which is what is read back.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/otpprobe/otpprobe/probe"
+)
+
+// ErrDuplicate is returned by Create for an ID that is already stored.
+var ErrDuplicate = errors.New("attempt ID already exists")
+
+// SQLite is a probe.Store in one SQLite file in WAL mode. Writes go through
+// a single connection (SQLite has one writer anyway, and this way they
+// queue in Go instead of spinning on SQLITE_BUSY); reads use a pool of
+// read-only connections that WAL lets run beside the writer.
+type SQLite struct {
+	w, r   *sql.DB
+	insert *sql.Stmt
+	update *sql.Stmt
+	get    *sql.Stmt
+	now    func() time.Time
+}
+
+var _ probe.Store = (*SQLite)(nil)
+
+// busyTimeout bounds how long a statement waits for another process's
+// write lock (e.g. `otpprobe once` beside a running daemon).
+const busyTimeout = 5 * time.Second
+
+// OpenSQLite opens (creating it and its directory if needed) the database
+// at path and migrates it to the current schema.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	if path == "" {
+		return nil, errors.New("store: sqlite path is empty")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("store: sqlite path %q: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return nil, fmt.Errorf("store: create directory for %q: %w", path, err)
+	}
+	// A file: URI, escaped, so a path with '?', '#' or '%' means itself.
+	name := (&url.URL{Scheme: "file", Path: abs}).String()
+	pragmas := fmt.Sprintf("_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)", busyTimeout.Milliseconds())
+
+	w, err := sql.Open("sqlite", name+"?"+pragmas+"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open %q: %w", path, err)
+	}
+	if err := migrate(ctx, w, sqliteMigrations); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("%w (database %q)", err, path)
+	}
+
+	r, err := sql.Open("sqlite", name+"?"+pragmas+"&_query_only=1")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open %q for reading: %w", path, err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+
+	s := &SQLite{w: w, r: r, now: time.Now}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: prepare statements for %q: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *SQLite) prepare(ctx context.Context) error {
+	ph := strings.TrimSuffix(strings.Repeat("?, ", numColumns), ", ")
+	var err error
+	if s.insert, err = s.w.PrepareContext(ctx, `INSERT INTO attempts (`+columns+`) VALUES (`+ph+`)`); err != nil {
+		return err
+	}
+	set := make([]string, 0, numColumns-1)
+	for _, c := range strings.Split(columns, ",")[1:] {
+		set = append(set, strings.TrimSpace(c)+" = ?")
+	}
+	if s.update, err = s.w.PrepareContext(ctx, `UPDATE attempts SET `+strings.Join(set, ", ")+` WHERE id = ?`); err != nil {
+		return err
+	}
+	s.get, err = s.r.PrepareContext(ctx, `SELECT `+columns+` FROM attempts WHERE id = ?`)
+	return err
+}
+
+// Close closes the database. Pending writes have already committed: every
+// method returns only after its transaction did.
+func (s *SQLite) Close() error {
+	for _, st := range []*sql.Stmt{s.insert, s.update, s.get} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	errs = append(errs, s.w.Close())
+	return errors.Join(errs...)
+}
+
+// Create inserts a new attempt.
+func (s *SQLite) Create(ctx context.Context, a *probe.Attempt) error {
+	if err := checkAttempt(a); err != nil {
+		return fmt.Errorf("store: create attempt: %w", err)
+	}
+	vals, err := values(a, s.now())
+	if err != nil {
+		return fmt.Errorf("store: create attempt %q: %w", a.ID, err)
+	}
+	if _, err := s.insert.ExecContext(ctx, vals...); err != nil {
+		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+			return fmt.Errorf("store: create attempt %q: %w", a.ID, ErrDuplicate)
+		}
+		return fmt.Errorf("store: create attempt %q: %w", a.ID, err)
+	}
+	return nil
+}
+
+// Update replaces the stored attempt with a's ID.
+func (s *SQLite) Update(ctx context.Context, a *probe.Attempt) error {
+	if err := checkAttempt(a); err != nil {
+		return fmt.Errorf("store: update attempt: %w", err)
+	}
+	vals, err := values(a, s.now())
+	if err != nil {
+		return fmt.Errorf("store: update attempt %q: %w", a.ID, err)
+	}
+	res, err := s.update.ExecContext(ctx, append(vals[1:], a.ID)...)
+	if err != nil {
+		return fmt.Errorf("store: update attempt %q: %w", a.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("store: update attempt %q: %w", a.ID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("store: update attempt %q: %w", a.ID, probe.ErrNotFound)
+	}
+	return nil
+}
+
+// Get returns the attempt with the given ID.
+func (s *SQLite) Get(ctx context.Context, id string) (*probe.Attempt, error) {
+	a, err := scanAttempt(s.get.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: get attempt %q: %w", id, probe.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get attempt %q: %w", id, err)
+	}
+	return a, nil
+}
+
+// Pending returns every attempt whose outcome is not final, oldest first.
+func (s *SQLite) Pending(ctx context.Context) ([]*probe.Attempt, error) {
+	return s.query(ctx, "pending", `SELECT `+columns+` FROM attempts
+		WHERE outcome IN (?, '') ORDER BY created_at, id`, string(probe.OutcomePending))
+}
+
+// List returns the attempts matching f, oldest first (by CreatedAt, then
+// ID); with f.Limit, the oldest f.Limit of them. f.From and f.To count at
+// millisecond resolution, like the stored times.
+func (s *SQLite) List(ctx context.Context, f probe.Filter) ([]*probe.Attempt, error) {
+	if f.Limit < 0 {
+		return nil, fmt.Errorf("store: list: negative limit %d", f.Limit)
+	}
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	if !f.From.IsZero() {
+		add("created_at >= ?", f.From.UnixMilli())
+	}
+	if !f.To.IsZero() {
+		add("created_at < ?", f.To.UnixMilli())
+	}
+	if f.Probe != "" {
+		add("probe = ?", f.Probe)
+	}
+	if f.Sender != "" {
+		add("sender = ?", f.Sender)
+	}
+	if f.Mailbox != "" {
+		add("mailbox = ?", f.Mailbox)
+	}
+	if f.Outcome != "" {
+		add("outcome = ?", string(f.Outcome))
+	}
+	q := `SELECT ` + columns + ` FROM attempts`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at, id`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	return s.query(ctx, "list", q, args...)
+}
+
+func (s *SQLite) query(ctx context.Context, op, q string, args ...any) ([]*probe.Attempt, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s attempts: %w", op, err)
+	}
+	defer rows.Close()
+	var out []*probe.Attempt
+	for rows.Next() {
+		a, err := scanAttempt(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s attempts: %w", op, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s attempts: %w", op, err)
+	}
+	return out, nil
+}
+
+// checkAttempt rejects what the schema cannot hold meaningfully.
+func checkAttempt(a *probe.Attempt) error {
+	switch {
+	case a == nil:
+		return errors.New("attempt is nil")
+	case a.ID == "":
+		return errors.New("attempt ID is empty")
+	case a.CreatedAt.IsZero():
+		return fmt.Errorf("attempt %q: CreatedAt is zero", a.ID)
+	}
+	return nil
+}
+
+func isConstraint(err error, code int) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == code
+}
