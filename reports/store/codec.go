@@ -66,12 +66,12 @@ type scanner interface{ Scan(dest ...any) error }
 // summary columns); the columns exist for queries.
 func scanAttempt(sc scanner) (*probe.Attempt, error) {
 	var (
-		a                                                  probe.Attempt
-		outcome, verdicts                                  string
-		late, trusted                                      int
-		latencySLO, createdAt, updatedAt                   int64
+		a                                                 probe.Attempt
+		outcome, verdicts                                 string
+		late, trusted                                     int
+		latencySLO, createdAt, updatedAt                  int64
 		deadline, submitted, seen, internalDate, received sql.NullInt64
-		spf, dkim, dmarc, arc, authservID                  string
+		spf, dkim, dmarc, arc, authservID                 string
 	)
 	err := sc.Scan(
 		&a.ID, &a.Probe, &a.Sender, &a.Mailbox, &a.Provider, &a.Token, &a.Code, &a.MessageID,

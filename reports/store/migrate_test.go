@@ -1,0 +1,192 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/otpprobe/otpprobe/probe"
+)
+
+// openRaw opens a database file the way OpenSQLite's writer does, without
+// migrating it: the tests build old versions with it.
+func openRaw(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func versions(t *testing.T, db *sql.DB) []int {
+	t.Helper()
+	rows, err := db.Query(`SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// TestMigrateFromEveryOlderVersion opens a database left at each older
+// schema version and checks that OpenSQLite brings it to the current one.
+func TestMigrateFromEveryOlderVersion(t *testing.T) {
+	ctx := context.Background()
+	for old := 0; old < len(sqliteMigrations); old++ {
+		path := filepath.Join(t.TempDir(), "old.db")
+		db := openRaw(t, path)
+		if err := migrate(ctx, db, sqliteMigrations[:old]); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+
+		s, err := OpenSQLite(ctx, path)
+		if err != nil {
+			t.Fatalf("from version %d: %v", old, err)
+		}
+		v, err := s.SchemaVersion(ctx)
+		if err != nil || v != len(sqliteMigrations) {
+			t.Fatalf("from version %d: now at %d (%v), want %d", old, v, err, len(sqliteMigrations))
+		}
+		a := newAttempt(1)
+		finish(a, 1)
+		if err := s.Create(ctx, a); err != nil {
+			t.Fatalf("from version %d: %v", old, err)
+		}
+		s.Close()
+	}
+}
+
+// TestMigrateNextVersion plays the next release: a database written by
+// this schema, with attempts in it, gets a further migration that adds a
+// table referencing attempts and backfills a column; the attempts survive
+// and running it again changes nothing.
+func TestMigrateNextVersion(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTest(t)
+	var want []*probe.Attempt
+	for i := range 20 {
+		a := newAttempt(i)
+		finish(a, i)
+		if err := s.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, stored(a))
+	}
+	s.Close()
+
+	cur := len(sqliteMigrations)
+	next := append(sqliteMigrations[:cur:cur], migration{cur + 1, "route_transitions", execAll(
+		`CREATE TABLE route_transitions (
+			route TEXT NOT NULL, at INTEGER NOT NULL, state TEXT NOT NULL,
+			evidence TEXT NOT NULL REFERENCES attempts(id)
+		) STRICT`,
+		`ALTER TABLE attempts ADD COLUMN region TEXT NOT NULL DEFAULT ''`,
+		`UPDATE attempts SET region = 'eu'`,
+	)})
+	db := openRaw(t, path)
+	for range 2 {
+		if err := migrate(ctx, db, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := versions(t, db); len(got) != cur+1 || got[cur] != cur+1 {
+		t.Fatalf("versions %v, want 1..%d once each", got, cur+1)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM attempts WHERE region = 'eu'`).Scan(&n); err != nil || n != 20 {
+		t.Fatalf("backfilled %d rows (%v), want 20", n, err)
+	}
+	db.Close()
+
+	// This build refuses the newer file instead of misreading it.
+	if _, err := OpenSQLite(ctx, path); !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "version 2, this build knows 1") {
+		t.Fatalf("OpenSQLite of a newer schema: %v", err)
+	}
+
+	// Extra columns do not disturb the store's reads.
+	ms := sqliteMigrations
+	sqliteMigrations = next
+	defer func() { sqliteMigrations = ms }()
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, w := range want {
+		got, err := s.Get(ctx, w.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustEqual(t, got, w)
+	}
+}
+
+// TestMigrateFailureRollsBack checks that a failing migration leaves the
+// database at the previous whole version, with a clear error.
+func TestMigrateFailureRollsBack(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTest(t)
+	if err := s.Create(ctx, newAttempt(1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	cur := len(sqliteMigrations)
+	bad := append(sqliteMigrations[:cur:cur], migration{cur + 1, "half_done", execAll(
+		`CREATE TABLE half (x INTEGER) STRICT`,
+		`DELETE FROM attempts`,
+		`THIS IS NOT SQL`,
+	)})
+	db := openRaw(t, path)
+	err := migrate(ctx, db, bad)
+	if err == nil || !strings.Contains(err.Error(), "migration 2 (half_done)") {
+		t.Fatalf("migrate: %v, want an error naming migration 2 (half_done)", err)
+	}
+	if got := versions(t, db); len(got) != cur {
+		t.Fatalf("versions after a failed migration: %v", got)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name = 'half'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("table of the failed migration exists: %d %v", n, err)
+	}
+	if err := db.QueryRow(`SELECT count(*) FROM attempts`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("attempts after a failed migration: %d %v", n, err)
+	}
+
+	misnumbered := []migration{{2, "two", execAll()}}
+	if err := migrate(ctx, db, misnumbered); err == nil || !strings.Contains(err.Error(), `"two" has version 2, want 1`) {
+		t.Fatalf("misnumbered migrations: %v", err)
+	}
+}
+
+func TestMigrateIdempotent(t *testing.T) {
+	ctx := context.Background()
+	_, path := openTest(t)
+	for range 3 {
+		s, err := OpenSQLite(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	if got := versions(t, openRaw(t, path)); len(got) != len(sqliteMigrations) {
+		t.Fatalf("versions %v after reopening", got)
+	}
+}
