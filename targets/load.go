@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -103,7 +104,7 @@ func parseNode(data []byte) (*yaml.Node, error) {
 }
 
 func syntaxError(err error) error {
-	return &Error{Msg: fmt.Sprintf("invalid YAML: %v", err)}
+	return &Error{Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 }
 
 func readFile(path string, limit int64) ([]byte, error) {

@@ -138,7 +138,7 @@ func decodeError(err error, refs []nodeRef) error {
 		line, _ := strconv.Atoi(m[1])
 		goType := msg[strings.LastIndex(msg, " into ")+len(" into "):]
 		for _, r := range refs {
-			if r.value.Line == line && r.typ != nil && r.typ.String() == goType {
+			if r.value.Line == line && r.typ != nil && (r.typ.String() == goType || r.typ.String() == "*"+goType) {
 				return &Error{Path: r.path, Line: line, Msg: typeMismatch(r.typ, m[2])}
 			}
 		}

@@ -105,7 +105,7 @@ func checkName(path, list, name string, seen map[string]int, i int) error {
 	case name == "":
 		return errorf(field(path, "name"), "required")
 	case !validName.MatchString(name):
-		return errorf(field(path, "name"), "must be 1-64 of a-z, 0-9, _ and -")
+		return errorf(field(path, "name"), "must be 1-64 of a-z, 0-9, _ and -, got %q", name)
 	}
 	if j, dup := seen[name]; dup {
 		return errorf(field(path, "name"), "duplicate; %s[%d] has the same name", list, j)
