@@ -14,4 +14,14 @@ type Verdicts struct {
 	DKIM       string `json:"dkim"`
 	DMARC      string `json:"dmarc"`
 	ARC        string `json:"arc"`
+
+	// Results are the trusted header's results with every property.
+	Results []Result `json:"results,omitempty"`
+	// Untrusted are the other Authentication-Results headers, kept for
+	// the record (RFC 8601 §5: they may have been forged by the sender).
+	Untrusted []HeaderResults `json:"untrusted,omitempty"`
+	ARCChain  *ARCChain       `json:"arc_chain,omitempty"`
+	Spam      *SpamSignals    `json:"spam_signals,omitempty"`
+	// Errors are the parse problems met; the rest was still read.
+	Errors []string `json:"errors,omitempty"`
 }
