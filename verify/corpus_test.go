@@ -23,7 +23,7 @@ type corpusCase struct {
 	// Gmail, X-MS-Exchange-Authentication-Results written by Exchange
 	// Online): the first one is parsed and summarised directly.
 	Field string `json:"field"`
-	Want       struct {
+	Want  struct {
 		SPF, DKIM, DMARC, ARC string
 	} `json:"want"`
 	// Results of the trusted header, in order: "method=result key=value …"
