@@ -1,6 +1,12 @@
 // Package targets is WHAT otpprobe probes: the configuration model (senders,
 // mailboxes, probes, store, http), YAML loading with known-fields checking,
 // provider presets, defaults, validation and secret references.
+//
+// Secrets come from ${ENV_VAR} references, expanded at load only in
+// agent, auth.username, auth.password and store.dsn (anywhere else "${"
+// is an error rather than a silently literal value), or from files:
+// password_file, token_file and ca_file are relative to the config file's
+// directory. Errors are *Error: one line naming the field, never a secret.
 package targets
 
 import (
@@ -49,8 +55,16 @@ type Endpoint struct {
 	roots *x509.CertPool // parsed CAFile, cached at load
 }
 
-// Auth holds credentials. Secret values are resolved at load time from
-// ${ENV} references or *_file paths and must never be printed.
+// Auth holds credentials. Passwords are resolved at load from ${ENV}
+// references or password_file and must never be printed; tokens are read
+// on every use (Auth.Secret) because they expire. For IMAP, plain and
+// login both mean user + password. A sender without a mechanism (and
+// without credentials) submits without AUTH. After Load, *_file paths
+// are absolute.
+//
+// token_command runs with sh -c in the config's directory; the shell
+// expands ${VAR} in it at run time. Keep secrets out of its text: it is
+// printed by %v (Describe shows only the program).
 type Auth struct {
 	Mechanism    string `yaml:"mechanism"` // plain | login | xoauth2
 	Username     string `yaml:"username"`

@@ -15,11 +15,11 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Expandable lists the fields where ${ENV_VAR} is replaced by the
+// expandable lists the fields where ${ENV_VAR} is replaced by the
 // variable's value: the secrets, plus the user names and the agent name
 // that deployments commonly template. Anywhere else "${" is an error, so a
 // reference can never silently stay literal.
-var Expandable = []string{
+var expandable = []string{
 	"agent",
 	"senders[].auth.username",
 	"senders[].auth.password",
@@ -35,19 +35,27 @@ const (
 	passwordFromInline = "inline"
 )
 
+// shellExpanded fields are run by sh, which expands ${VAR} itself when the
+// command runs: the way to hand a token helper its client secret without
+// writing it into the config.
+var shellExpanded = map[string]bool{
+	"senders[].auth.token_command":   true,
+	"mailboxes[].auth.token_command": true,
+}
+
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 func checkExpansions(refs []nodeRef) error {
-	allowed := make(map[string]bool, len(Expandable))
-	for _, s := range Expandable {
+	allowed := make(map[string]bool, len(expandable))
+	for _, s := range expandable {
 		allowed[s] = true
 	}
 	for _, r := range refs {
-		if r.value.Kind != yaml.ScalarNode || !strings.Contains(r.value.Value, "${") || allowed[r.shape] {
+		if r.value.Kind != yaml.ScalarNode || !strings.Contains(r.value.Value, "${") || allowed[r.shape] || shellExpanded[r.shape] {
 			continue
 		}
 		return &Error{Path: r.path, Line: r.value.Line,
-			Msg: "${...} is expanded only in " + strings.Join(Expandable, ", ")}
+			Msg: "${...} is expanded only in " + strings.Join(expandable, ", ")}
 	}
 	return nil
 }

@@ -204,6 +204,18 @@ func TestAuthSecret(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "auth.token_command: did not finish") {
 		t.Errorf("slow token_command: %v", err)
 	}
+	// ${VAR} in token_command is left to the shell, at run time.
+	t.Setenv("OTPPROBE_TEST_TOKEN", "token-from-shell-env")
+	shellCfg := strings.Replace(cfg, `"sh token.sh"`, `"echo ${OTPPROBE_TEST_TOKEN}"`, 1)
+	c2, err := targets.Parse([]byte(shellCfg), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := c2.Sender("m365"); m.Auth.TokenCommand != "echo ${OTPPROBE_TEST_TOKEN}" {
+		t.Errorf("token_command expanded at load: %q", m.Auth.TokenCommand)
+	} else if got, err := m.Auth.Secret(ctx); err != nil || got != "token-from-shell-env" {
+		t.Errorf("token_command with ${VAR}: %q, %v", got, err)
+	}
 	m365.Auth.TokenCommand = "true"
 	if _, err := m365.Auth.Secret(ctx); err == nil || !strings.HasSuffix(err.Error(), "token_command: printed no token") {
 		t.Errorf("silent token_command: %v", err)

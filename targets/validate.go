@@ -182,7 +182,11 @@ func (a *Auth) check(path string, required bool) error {
 			if err != nil {
 				return errorf(field(path, "token_file"), "%v", err)
 			}
+			st, err := f.Stat()
 			f.Close()
+			if err == nil && st.IsDir() {
+				return errorf(field(path, "token_file"), "%s is a directory", a.TokenFile)
+			}
 		}
 	default:
 		return errorf(field(path, "mechanism"), "must be plain, login or xoauth2, got %q", a.Mechanism)
