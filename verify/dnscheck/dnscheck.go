@@ -1,0 +1,139 @@
+// Package dnscheck audits the DNS posture a domain's OTP mail depends on:
+// SPF (with the RFC 7208 lookup and void-lookup limits computed by walking
+// the include tree), DKIM selectors (including Microsoft 365's CNAME
+// delegated two-selector model), DMARC (with organizational-domain
+// fallback) and MX. Each problem is a Finding a person can act on; every
+// answer read is kept as a normalised snapshot for change detection.
+package dnscheck
+
+import (
+	"context"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/otpprobe/otpprobe/verify/resolver"
+)
+
+// Domain is what to check: a header-From domain and what is known about the
+// mail sent in its name.
+type Domain struct {
+	Name string
+	// Selectors are the DKIM selectors to check.
+	Selectors []Selector
+	// SourceIPs delivered our canaries (from the receivers' headers); each
+	// must pass SPF for Name.
+	SourceIPs []net.IP
+	// Senders are the configured sending paths, checked for DMARC alignment
+	// with Name as the header From.
+	Senders []Sender
+}
+
+// Selector is a DKIM selector of the domain.
+type Selector struct {
+	Name string
+	// Active means the selector signs our mail now (configured so, or seen
+	// in s= of our canaries): a missing key is critical. An inactive
+	// Microsoft 365 selector without a key is only a note, because
+	// Microsoft publishes the key of the active selector alone.
+	Active bool
+}
+
+// Sender is a sending path's identities for DMARC alignment.
+type Sender struct {
+	Name         string
+	EnvelopeFrom string // MAIL FROM address or domain
+	DKIMDomain   string // d= of its signatures; empty when it does not sign
+}
+
+// Report is the result of CheckDomain.
+type Report struct {
+	Domain    string    `json:"domain"`
+	CheckedAt time.Time `json:"checked_at"`
+	Findings  []Finding `json:"findings"`
+	// Records are the answers read, for change detection against earlier
+	// reports.
+	Records []RRset `json:"records"`
+}
+
+// Worst returns the highest severity found, 0 when there is none.
+func (r Report) Worst() Severity {
+	var w Severity
+	for _, f := range r.Findings {
+		w = max(w, f.Severity)
+	}
+	return w
+}
+
+// Failed reports whether any finding is an error or critical.
+func (r Report) Failed() bool { return r.Worst() >= SeverityError }
+
+// Has returns the findings with code.
+func (r Report) Has(code string) []Finding {
+	var out []Finding
+	for _, f := range r.Findings {
+		if f.Code == code {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// check carries one domain's run: the reader and the findings so far.
+type check struct {
+	ctx      context.Context
+	rd       *reader
+	r        *resolver.Resolver
+	domain   string // lower case, fully qualified
+	findings []Finding
+}
+
+func (c *check) add(sev Severity, code, name, data, msg string) {
+	c.findings = append(c.findings, Finding{Severity: sev, Code: code, Name: name, Data: data, Message: msg})
+}
+
+// CheckDomain runs every check on d through r. DNS failures become
+// findings, never an error: a domain whose records cannot be read is
+// exactly what the report must say.
+func CheckDomain(ctx context.Context, r *resolver.Resolver, d Domain) Report {
+	rep := Report{Domain: strings.TrimSuffix(strings.ToLower(d.Name), "."), CheckedAt: time.Now().UTC()}
+	if _, ok := dns.IsDomainName(d.Name); !ok || rep.Domain == "" || strings.Contains(d.Name, " ") {
+		rep.Findings = []Finding{{Severity: SeverityError, Code: "domain.invalid", Name: d.Name, Data: d.Name,
+			Message: "The domain name is not a valid DNS name."}}
+		return rep
+	}
+	c := &check{ctx: ctx, rd: newReader(r), r: r, domain: dns.CanonicalName(d.Name)}
+	spfBroken := c.checkSPF(d)
+	c.checkDKIM(d)
+	c.checkDMARC(d)
+	c.checkMX()
+	if !spfBroken {
+		c.checkSourceIPs(d)
+	}
+	if ctx.Err() != nil {
+		c.add(SeverityError, "check.incomplete", c.domain, ctx.Err().Error(),
+			"The check was cancelled before it finished; findings may be missing.")
+	}
+	sortFindings(c.findings)
+	rep.Findings = c.findings
+	rep.Records = c.rd.snapshot()
+	return rep
+}
+
+// describe says in words what a failed answer means.
+func describe(a answer) string {
+	switch a.out {
+	case nxdomain:
+		return "does not exist (NXDOMAIN)"
+	case nodata:
+		return "has no " + a.rrset.Type + " record"
+	case tempfail:
+		if a.rrset.Rcode == "TIMEOUT" {
+			return "does not answer (timeout)"
+		}
+		return "answers " + a.rrset.Rcode
+	default:
+		return "answers " + a.rrset.Rcode
+	}
+}
