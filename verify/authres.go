@@ -322,10 +322,13 @@ func (p *arParser) authservID(res *AuthResults) {
 		return
 	}
 	res.AuthservID = id
-	if id == "" && !p.eof() && p.peek() != ';' {
-		p.fail(p.i, "unexpected %q where the authserv-id belongs", p.peek())
-		p.skipSegment()
-		return
+	if id == "" && !p.eof() {
+		if p.peek() != ';' {
+			p.fail(p.i, "unexpected %q where the authserv-id belongs", string(p.peek()))
+			p.skipSegment()
+			return
+		}
+		p.fail(p.i, "nothing where the authserv-id belongs")
 	}
 	if !p.eof() && p.peek() != ';' {
 		vstart := p.i
@@ -339,7 +342,7 @@ func (p *arParser) authservID(res *AuthResults) {
 			return
 		}
 		if v == "" {
-			p.fail(vstart, "unexpected %q after authserv-id %q", firstNonEmpty(v, string(p.peek())), id)
+			p.fail(vstart, "unexpected %q after authserv-id %q", string(p.peek()), id)
 			p.skipSegment()
 			return
 		}
@@ -351,13 +354,6 @@ func (p *arParser) authservID(res *AuthResults) {
 		}
 	}
 	p.comments = p.comments[:0]
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // result reads one "method[/version] = result reason=… ptype.prop=…" up
@@ -400,7 +396,9 @@ func (p *arParser) result() (Result, bool) {
 	p.skipCFWS()
 	r := Result{Method: method, Result: strings.ToLower(p.word())}
 	if r.Result == "" {
-		p.fail(p.i, "method %q has no result", method)
+		p.fail(start, "method %q has no result", method)
+		p.skipSegment()
+		return Result{}, false
 	}
 	for {
 		p.skipCFWS()
