@@ -305,10 +305,10 @@ write_endpoints() {
   ],
   "mailboxes": [
     {"name": "dovecot", "provider": "generic", "address": "seed@$DOMAIN", "host": "$IMAP_IP", "port": $imap_port,
-     "tls": "starttls", "username": "seed@$DOMAIN", "password": "$seed_pw", "junk": "Junk"}
+     "tls": "starttls", "username": "seed@$DOMAIN", "password": "$seed_pw", "junk": "Junk", "trash": "Trash"}
   ],
   "bounces": {"name": "bounces", "provider": "generic", "address": "bounces@$DOMAIN", "host": "$IMAP_IP",
-    "port": $imap_port, "tls": "starttls", "username": "bounces@$DOMAIN", "password": "$bounces_pw", "junk": "Junk"}
+    "port": $imap_port, "tls": "starttls", "username": "bounces@$DOMAIN", "password": "$bounces_pw", "junk": "Junk", "trash": "Trash"}
 }
 EOF
 	chmod 600 "$tmp"
