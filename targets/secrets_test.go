@@ -102,6 +102,12 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertNoSecret(t, "Describe", describe.String())
+	for _, want := range []string{"password from $OTPPROBE_TEST_PW", "token command sh …",
+		"password from " + filepath.Join(dir, "pw"), "token file " + filepath.Join(dir, "token"), "postgres (dsn [redacted])"} {
+		if !strings.Contains(describe.String(), want) {
+			t.Errorf("Describe lacks %q:\n%s", want, describe.String())
+		}
+	}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 		assertNoSecret(t, verb, fmt.Sprintf(verb, c))
 		assertNoSecret(t, verb+" auth", fmt.Sprintf(verb, relay.Auth))
