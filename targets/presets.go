@@ -37,7 +37,7 @@ var mailboxPresets = map[string]mailboxPreset{
 		// message, so the preset trusts any host under yahoo.com; see
 		// MatchAuthservID. Unverified for 2026 traffic.
 		authservID: "*.yahoo.com",
-		junk:       "Bulk", // unverified: the web UI calls it "Spam"
+		junk:       "Bulk", // Yahoo help calls it the Bulk folder (web UI: "Spam"); IMAP name unverified
 	},
 	ProviderOutlook: {
 		host: "outlook.office365.com",
