@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -59,6 +60,13 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	}
 	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
 		return nil, fmt.Errorf("store: create directory for %q: %w", path, err)
+	}
+	// The database holds evidence (headers, transcripts): owner only. SQLite
+	// gives its -wal and -shm files the database file's mode.
+	if f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("store: create %q: %w", path, err)
 	}
 	// A file: URI, escaped, so a path with '?', '#' or '%' means itself.
 	name := (&url.URL{Scheme: "file", Path: abs}).String()

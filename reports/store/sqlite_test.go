@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -296,6 +297,13 @@ func TestOpen(t *testing.T) {
 	a := newAttempt(1)
 	if err := s.Create(ctx, a); err != nil {
 		t.Fatal(err)
+	}
+
+	for _, f := range []string{path, path + "-wal"} {
+		fi, err := os.Stat(f)
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (%v), want 0600", f, fi.Mode(), err)
+		}
 	}
 
 	var mode string
