@@ -81,7 +81,7 @@ func (s *Server) answer(m *dns.Msg, q dns.Question) (drop bool) {
 			return false
 		}
 
-		sets := s.zone[name]
+		sets := s.zone.sets(name)
 		owner := "" // first hop keeps the query's spelling (0x20 case)
 		if hop == 0 {
 			owner = q.Name

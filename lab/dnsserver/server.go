@@ -25,14 +25,14 @@ type Server struct {
 	queries  atomic.Uint64
 
 	mu     sync.RWMutex
-	zone   rrsets
+	zone   *store
 	faults map[string]Fault
 }
 
 // Start listens on addr (e.g. "127.0.0.1:0") with UDP and then TCP on the
 // same port, and returns once both are serving.
 func Start(addr string) (*Server, error) {
-	s := &Server{zone: make(rrsets), faults: make(map[string]Fault)}
+	s := &Server{zone: newStore(), faults: make(map[string]Fault)}
 	pc, l, err := listenBoth(addr)
 	if err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func (s *Server) Records() []dns.RR {
 // Load replaces every record with rrs and clears all faults. On a parse
 // error nothing changes.
 func (s *Server) Load(rrs []string) error {
-	z := make(rrsets)
+	z := newStore()
 	for _, line := range rrs {
 		r, err := parseRR(line)
 		if err != nil {

@@ -435,3 +435,30 @@ func TestCloseIdempotent(t *testing.T) {
 		t.Error("Start(not-an-addr) succeeded")
 	}
 }
+
+func TestEmptyNonTerminalBookkeeping(t *testing.T) {
+	z := newStore()
+	for _, line := range []string{`a.b.c.test. 300 IN A 127.0.0.1`, `a.b.c.test. 300 IN TXT "x"`, `d.c.test. 300 IN A 127.0.0.2`} {
+		rr, err := parseRR(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		z.add(rr)
+	}
+	ent := func(n string) bool { return z.hasDescendant(n) }
+	if !ent("b.c.test.") || !ent("c.test.") || !ent("test.") || !ent(".") || ent("a.b.c.test.") {
+		t.Fatalf("descendant counts wrong: %v", z.below)
+	}
+	z.remove("a.b.c.test.", dns.TypeA) // TXT remains: still a name
+	if !ent("b.c.test.") {
+		t.Error("b.c.test lost its descendant while a.b.c.test still holds TXT")
+	}
+	z.remove("a.b.c.test.", dns.TypeTXT)
+	if ent("b.c.test.") || !ent("c.test.") {
+		t.Errorf("after removing a.b.c.test: %v", z.below)
+	}
+	z.remove("d.c.test.", dns.TypeANY)
+	if len(z.below) != 0 || len(z.names) != 0 {
+		t.Errorf("empty store keeps %v %v", z.below, z.names)
+	}
+}

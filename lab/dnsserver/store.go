@@ -8,8 +8,30 @@ import (
 	"github.com/miekg/dns"
 )
 
-// rrsets maps a canonical owner name to its RRsets by type.
-type rrsets map[string]map[uint16][]dns.RR
+// store is the record store: RRsets by canonical owner name and type, and
+// for every ancestor of a held name how many held names lie below it, so
+// empty non-terminals are found without scanning.
+type store struct {
+	names map[string]map[uint16][]dns.RR
+	below map[string]int
+}
+
+func newStore() *store {
+	return &store{names: make(map[string]map[uint16][]dns.RR), below: make(map[string]int)}
+}
+
+// sets returns the RRsets of a canonical name (nil if none).
+func (z *store) sets(name string) map[uint16][]dns.RR { return z.names[name] }
+
+// ancestors calls fn for every proper ancestor of name, root included.
+func ancestors(name string, fn func(string)) {
+	for i, end := dns.NextLabel(name, 0); !end; i, end = dns.NextLabel(name, i) {
+		fn(name[i:])
+	}
+	if name != "." {
+		fn(".")
+	}
+}
 
 // canonical returns the lookup key of a name: lower case, fully qualified.
 func canonical(name string) string {
@@ -50,12 +72,13 @@ func splitTXT(in []string) []string {
 	return out
 }
 
-func (z rrsets) add(rr dns.RR) {
+func (z *store) add(rr dns.RR) {
 	name := canonical(rr.Header().Name)
-	sets := z[name]
+	sets := z.names[name]
 	if sets == nil {
 		sets = make(map[uint16][]dns.RR)
-		z[name] = sets
+		z.names[name] = sets
+		ancestors(name, func(a string) { z.below[a]++ })
 	}
 	t := rr.Header().Rrtype
 	for _, old := range sets[t] {
@@ -66,41 +89,34 @@ func (z rrsets) add(rr dns.RR) {
 	sets[t] = append(sets[t], rr)
 }
 
-func (z rrsets) remove(name string, qtype uint16) {
-	sets := z[name]
+func (z *store) remove(name string, qtype uint16) {
+	sets := z.names[name]
 	if sets == nil {
 		return
 	}
-	if qtype == dns.TypeANY {
-		delete(z, name)
-		return
+	if qtype != dns.TypeANY {
+		delete(sets, qtype)
+		if len(sets) > 0 {
+			return
+		}
 	}
-	delete(sets, qtype)
-	if len(sets) == 0 {
-		delete(z, name)
-	}
+	delete(z.names, name)
+	ancestors(name, func(a string) {
+		if z.below[a]--; z.below[a] <= 0 {
+			delete(z.below, a)
+		}
+	})
 }
 
 // hasDescendant reports whether some held name lies below name, which makes
 // name an empty non-terminal (NODATA, not NXDOMAIN: RFC 8020).
-func (z rrsets) hasDescendant(name string) bool {
-	suffix := "." + name
-	if name == "." {
-		suffix = "."
-	}
-	for k := range z {
-		if k != name && strings.HasSuffix(k, suffix) {
-			return true
-		}
-	}
-	return false
-}
+func (z *store) hasDescendant(name string) bool { return z.below[name] > 0 }
 
 // soa returns the SOA for negative answers about name: the closest enclosing
 // SOA held, or a synthesized one at name's top-level label.
-func (z rrsets) soa(name string) dns.RR {
+func (z *store) soa(name string) dns.RR {
 	for n := name; ; {
-		if s := z[n][dns.TypeSOA]; len(s) > 0 {
+		if s := z.names[n][dns.TypeSOA]; len(s) > 0 {
 			return dns.Copy(s[0])
 		}
 		i, end := dns.NextLabel(n, 0)
@@ -130,9 +146,9 @@ func (z rrsets) soa(name string) dns.RR {
 const negativeTTL = 60
 
 // all returns every record, sorted by owner name, type and text.
-func (z rrsets) all() []dns.RR {
+func (z *store) all() []dns.RR {
 	var out []dns.RR
-	for _, sets := range z {
+	for _, sets := range z.names {
 		for _, rrs := range sets {
 			for _, rr := range rrs {
 				out = append(out, dns.Copy(rr))
