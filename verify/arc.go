@@ -153,6 +153,11 @@ func ParseARC(h textproto.Header) ARCChain {
 		chain.Sets = append(chain.Sets, *s)
 	}
 	sort.Slice(chain.Sets, func(a, b int) bool { return chain.Sets[a].Instance < chain.Sets[b].Instance })
+	if len(chain.Sets) == 0 {
+		// ARC headers were present but none had a usable instance.
+		chain.CV, chain.Error = "fail", strings.Join(problems, "; ")
+		return chain
+	}
 	chain.Instances = chain.Sets[len(chain.Sets)-1].Instance
 	if chain.Instances > maxARCInstances {
 		problems = append(problems, fmt.Sprintf("%d ARC sets, more than %d", chain.Instances, maxARCInstances))
