@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/otpprobe/otpprobe/probe"
@@ -35,12 +36,7 @@ func fromMillis(v sql.NullInt64) time.Time {
 	return time.UnixMilli(v.Int64).UTC()
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
+// Booleans are Go bools: SQLite binds them as 0/1, PostgreSQL as boolean.
 
 // values returns a's column values in the order of columns.
 func values(a *probe.Attempt, now time.Time) ([]any, error) {
@@ -50,10 +46,10 @@ func values(a *probe.Attempt, now time.Time) ([]any, error) {
 	}
 	return []any{
 		a.ID, a.Probe, a.Sender, a.Mailbox, a.Provider, a.Token, a.Code, a.MessageID,
-		a.CreatedAt.UnixMilli(), millis(a.Deadline), a.LatencySLO.Milliseconds(), string(a.Outcome), boolInt(a.Late),
+		a.CreatedAt.UnixMilli(), millis(a.Deadline), a.LatencySLO.Milliseconds(), string(a.Outcome), a.Late,
 		millis(a.SubmittedAt), millis(a.SeenAt), a.Folder, millis(a.InternalDate), millis(a.ReceivedAt),
 		a.SMTP.Stage, a.SMTP.Code, a.SMTP.Enhanced, a.SMTP.Reply, a.Transcript, a.Header,
-		boolInt(a.Verdicts.Trusted), a.Verdicts.AuthservID, a.Verdicts.SPF, a.Verdicts.DKIM, a.Verdicts.DMARC, a.Verdicts.ARC, string(verdicts),
+		a.Verdicts.Trusted, a.Verdicts.AuthservID, a.Verdicts.SPF, a.Verdicts.DKIM, a.Verdicts.DMARC, a.Verdicts.ARC, string(verdicts),
 		a.Diagnosis, a.Detail, now.UnixMilli(),
 	}, nil
 }
@@ -68,14 +64,14 @@ func scanAttempt(sc scanner) (*probe.Attempt, error) {
 	var (
 		a                                                 probe.Attempt
 		outcome, verdicts                                 string
-		late, trusted                                     int
+		trusted                                           bool
 		latencySLO, createdAt, updatedAt                  int64
 		deadline, submitted, seen, internalDate, received sql.NullInt64
 		spf, dkim, dmarc, arc, authservID                 string
 	)
 	err := sc.Scan(
 		&a.ID, &a.Probe, &a.Sender, &a.Mailbox, &a.Provider, &a.Token, &a.Code, &a.MessageID,
-		&createdAt, &deadline, &latencySLO, &outcome, &late,
+		&createdAt, &deadline, &latencySLO, &outcome, &a.Late,
 		&submitted, &seen, &a.Folder, &internalDate, &received,
 		&a.SMTP.Stage, &a.SMTP.Code, &a.SMTP.Enhanced, &a.SMTP.Reply, &a.Transcript, &a.Header,
 		&trusted, &authservID, &spf, &dkim, &dmarc, &arc, &verdicts,
@@ -88,7 +84,6 @@ func scanAttempt(sc scanner) (*probe.Attempt, error) {
 	a.Deadline = fromMillis(deadline)
 	a.LatencySLO = time.Duration(latencySLO) * time.Millisecond
 	a.Outcome = probe.Outcome(outcome)
-	a.Late = late != 0
 	a.SubmittedAt = fromMillis(submitted)
 	a.SeenAt = fromMillis(seen)
 	a.InternalDate = fromMillis(internalDate)
@@ -98,3 +93,51 @@ func scanAttempt(sc scanner) (*probe.Attempt, error) {
 	}
 	return &a, nil
 }
+
+// listQuery builds the SELECT of List for f; ph(n) is the n-th (from 1)
+// placeholder of the dialect.
+func listQuery(f probe.Filter, ph func(n int) string) (string, []any, error) {
+	if f.Limit < 0 {
+		return "", nil, fmt.Errorf("negative limit %d", f.Limit)
+	}
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, cond+ph(len(args)))
+	}
+	if !f.From.IsZero() {
+		add("created_at >= ", f.From.UnixMilli())
+	}
+	if !f.To.IsZero() {
+		add("created_at < ", f.To.UnixMilli())
+	}
+	if f.Probe != "" {
+		add("probe = ", f.Probe)
+	}
+	if f.Sender != "" {
+		add("sender = ", f.Sender)
+	}
+	if f.Mailbox != "" {
+		add("mailbox = ", f.Mailbox)
+	}
+	if f.Outcome != "" {
+		add("outcome = ", string(f.Outcome))
+	}
+	q := `SELECT ` + columns + ` FROM attempts`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at, id`
+	if f.Limit > 0 {
+		args = append(args, f.Limit)
+		q += ` LIMIT ` + ph(len(args))
+	}
+	return q, args, nil
+}
+
+// pendingQuery selects the attempts not decided yet; "" counts as pending.
+const pendingQuery = `SELECT ` + columns + ` FROM attempts
+	WHERE outcome IN ('pending', '') ORDER BY created_at, id`

@@ -194,51 +194,16 @@ func (s *SQLite) Get(ctx context.Context, id string) (*probe.Attempt, error) {
 
 // Pending returns every attempt whose outcome is not final, oldest first.
 func (s *SQLite) Pending(ctx context.Context) ([]*probe.Attempt, error) {
-	return s.query(ctx, "pending", `SELECT `+columns+` FROM attempts
-		WHERE outcome IN (?, '') ORDER BY created_at, id`, string(probe.OutcomePending))
+	return s.query(ctx, "pending", pendingQuery)
 }
 
 // List returns the attempts matching f, oldest first (by CreatedAt, then
 // ID); with f.Limit, the oldest f.Limit of them. f.From and f.To count at
 // millisecond resolution, like the stored times.
 func (s *SQLite) List(ctx context.Context, f probe.Filter) ([]*probe.Attempt, error) {
-	if f.Limit < 0 {
-		return nil, fmt.Errorf("store: list: negative limit %d", f.Limit)
-	}
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, arg any) {
-		where = append(where, cond)
-		args = append(args, arg)
-	}
-	if !f.From.IsZero() {
-		add("created_at >= ?", f.From.UnixMilli())
-	}
-	if !f.To.IsZero() {
-		add("created_at < ?", f.To.UnixMilli())
-	}
-	if f.Probe != "" {
-		add("probe = ?", f.Probe)
-	}
-	if f.Sender != "" {
-		add("sender = ?", f.Sender)
-	}
-	if f.Mailbox != "" {
-		add("mailbox = ?", f.Mailbox)
-	}
-	if f.Outcome != "" {
-		add("outcome = ?", string(f.Outcome))
-	}
-	q := `SELECT ` + columns + ` FROM attempts`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY created_at, id`
-	if f.Limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, f.Limit)
+	q, args, err := listQuery(f, func(int) string { return "?" })
+	if err != nil {
+		return nil, fmt.Errorf("store: list attempts: %w", err)
 	}
 	return s.query(ctx, "list", q, args...)
 }
