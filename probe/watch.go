@@ -1,0 +1,590 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/otpprobe/otpprobe/targets"
+)
+
+const (
+	defaultPollIdle = 30 * time.Second // safety net when IDLE is in use
+	defaultPoll     = 5 * time.Second  // without IDLE
+	// maxIdle restarts IDLE well before the 30 min servers may allow
+	// (RFC 2177 §3: 29 min).
+	maxIdle = 25 * time.Minute
+	// setupTimeout bounds dial, TLS, login, LIST and SELECT together.
+	setupTimeout = 60 * time.Second
+	// cmdTimeout bounds one round of commands: imapclient's read deadline
+	// only applies once a response has started, so a server that goes
+	// silent would otherwise block a Wait forever.
+	cmdTimeout = 60 * time.Second
+
+	backoffMin = 500 * time.Millisecond
+	backoffMax = 30 * time.Second
+
+	// A rescan (first connect, UIDVALIDITY change) looks at mail of the
+	// last day, newest rescanLimit messages.
+	rescanWindow = 24 * time.Hour
+	rescanLimit  = 500
+	// deliveredMemory bounds the tokens remembered against re-delivery.
+	deliveredMemory = 4096
+)
+
+// headerSection is BODY.PEEK[HEADER]: the whole header block, without
+// setting \Seen.
+var headerSection = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
+
+// WatchConfig is one watched folder of one seed mailbox.
+type WatchConfig struct {
+	Mailbox targets.Mailbox
+	// Folder is a folder name ("INBOX") or a special-use role (FolderJunk)
+	// to discover; Mailbox.Junk overrides discovery of FolderJunk.
+	Folder string
+	Creds  Credentials
+	// PollEvery is the polling interval: the safety net when IDLE is used
+	// (default 30s), the only way otherwise (default 5s).
+	PollEvery time.Duration
+	// NoIdle polls even when the server advertises IDLE (broken proxies).
+	NoIdle bool
+	Logger *slog.Logger
+}
+
+// Arrival is a canary seen in a watched folder.
+type Arrival struct {
+	Token        string    // from X-Otpprobe-Id, else the Subject token
+	Mailbox      string    // configured mailbox name
+	Folder       string    // actual folder name it was found in
+	SeenAt       time.Time // when the watcher fetched it, UTC, ms
+	InternalDate time.Time
+	UID          uint32
+	Header       []byte // the full header block, kept for evidence
+}
+
+// WatchStatus is what a watcher is doing.
+type WatchStatus string
+
+const (
+	WatchConnecting WatchStatus = "connecting"
+	WatchIdle       WatchStatus = "idle"    // connected, in IDLE
+	WatchPolling    WatchStatus = "polling" // connected, fetching or waiting without IDLE
+	WatchBackoff    WatchStatus = "backoff" // disconnected, waiting to retry
+	WatchStopped    WatchStatus = "stopped"
+)
+
+// WatchState is a snapshot for metrics and health checks.
+type WatchState struct {
+	Status      WatchStatus
+	Connected   bool
+	Folder      string // actual folder name once resolved
+	Idle        bool   // IDLE is in use on the current connection
+	UIDValidity uint32
+	LastUID     uint32
+	LastPoll    time.Time // last completed poll
+	Reconnects  int       // connections lost since Run started
+	Delivered   uint64    // arrivals delivered
+	LastError   string    // last session error; never holds secrets
+}
+
+// Watcher holds one long-lived IMAP connection to one folder and delivers
+// the canaries that arrive in it. One Watcher serves every attempt
+// to that folder.
+type Watcher struct {
+	cfg     WatchConfig
+	match   func(token string) bool
+	deliver func(Arrival)
+	log     *slog.Logger
+
+	poke    chan struct{}
+	rescan  atomic.Bool
+	running atomic.Bool
+
+	mu    sync.Mutex
+	state WatchState
+
+	// Owned by the Run goroutine.
+	uidValidity uint32
+	lastUID     imap.UID
+	delivered   map[string]struct{}
+	order       []string
+}
+
+// NewWatcher returns a watcher; match reports whether a token belongs to a
+// pending attempt, deliver receives every match. Both run on the watcher's
+// goroutine and must not block for long. Register resumed attempts in
+// match before Run: the first connection rescans the last day once.
+func NewWatcher(cfg WatchConfig, match func(token string) bool, deliver func(Arrival)) *Watcher {
+	if cfg.Folder == "" {
+		cfg.Folder = "INBOX"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Watcher{
+		cfg:       cfg,
+		match:     match,
+		deliver:   deliver,
+		log:       log.With("mailbox", cfg.Mailbox.Name, "folder", cfg.Folder),
+		poke:      make(chan struct{}, 1),
+		delivered: make(map[string]struct{}),
+		state:     WatchState{Status: WatchStopped},
+	}
+}
+
+// Poke makes the watcher poll now, e.g. when an attempt is created or
+// resumed. It never blocks.
+func (w *Watcher) Poke() {
+	select {
+	case w.poke <- struct{}{}:
+	default:
+	}
+}
+
+// Rescan makes the next poll look at the last day of mail again, for
+// attempts registered after their canary may already have arrived.
+func (w *Watcher) Rescan() {
+	w.rescan.Store(true)
+	w.Poke()
+}
+
+// State returns a snapshot of the watcher's state.
+func (w *Watcher) State() WatchState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.state
+}
+
+func (w *Watcher) update(f func(*WatchState)) {
+	w.mu.Lock()
+	f(&w.state)
+	w.mu.Unlock()
+}
+
+func (w *Watcher) setStatus(s WatchStatus) { w.update(func(st *WatchState) { st.Status = s }) }
+
+// Run watches until ctx is done, reconnecting with exponential backoff
+// (capped at 30 s, jittered) for as long as it takes. It returns nil when
+// ctx is done.
+func (w *Watcher) Run(ctx context.Context) error {
+	if w.running.Swap(true) {
+		return errors.New("watcher: Run called twice")
+	}
+	defer w.running.Store(false)
+	defer w.setStatus(WatchStopped)
+
+	failures := 0
+	lastErr := ""
+	for {
+		start := time.Now()
+		selected, err := w.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("session ended") // unreachable: sessions end on errors
+		}
+		if selected && time.Since(start) > backoffMax {
+			failures = 0 // a session that lived is not part of a failure streak
+		}
+		wait := backoff(failures)
+		failures++
+		msg := err.Error()
+		w.update(func(st *WatchState) {
+			st.Status, st.Connected, st.Idle, st.LastError = WatchBackoff, false, false, msg
+			if selected {
+				st.Reconnects++
+			}
+		})
+		// Repeating the same failure every 30 s would flood the log.
+		level := slog.LevelWarn
+		if msg == lastErr {
+			level = slog.LevelDebug
+		}
+		lastErr = msg
+		w.log.Log(ctx, level, "imap watcher disconnected", "err", msg, "retry_in", wait.Round(time.Millisecond))
+
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is 500ms·2ⁿ capped at 30s, with jitter in [d/2, d).
+func backoff(n int) time.Duration {
+	d := backoffMax
+	if n < 6 {
+		d = min(backoffMin<<n, backoffMax)
+	}
+	return d/2 + rand.N(d/2)
+}
+
+// session is one connection's life: connect, select, then poll and IDLE
+// until the connection fails. selected reports whether SELECT succeeded.
+func (w *Watcher) session(ctx context.Context) (selected bool, err error) {
+	w.setStatus(WatchConnecting)
+	// EXISTS arrives on the client's reader goroutine; commands issued from
+	// there would deadlock, so the handler only signals.
+	exists := make(chan struct{}, 1)
+	handler := &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				select {
+				case exists <- struct{}{}:
+				default:
+				}
+			}
+		},
+	}
+
+	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	c, err := dialIMAP(setupCtx, w.cfg.Mailbox, w.cfg.Creds, handler)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	stopSetup := context.AfterFunc(setupCtx, func() { c.Close() })
+	folder, trash, sel, err := w.open(setupCtx, c)
+	if !stopSetup() && err == nil {
+		err = w.fail(StageSelect, context.Cause(setupCtx))
+	}
+	if err != nil {
+		return false, err
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+
+	useIdle := !w.cfg.NoIdle && c.Caps().Has(imap.CapIdle)
+	w.update(func(st *WatchState) {
+		st.Connected, st.Folder, st.Idle, st.UIDValidity = true, folder, useIdle, sel.UIDValidity
+	})
+	w.log.Info("imap watcher connected", "actual_folder", folder, "trash", trash, "idle", useIdle,
+		"uidvalidity", sel.UIDValidity, "uidnext", uint32(sel.UIDNext), "exists", sel.NumMessages)
+
+	s := &watchSession{w: w, c: c, sel: sel, folder: folder, trash: trash}
+	if sel.UIDValidity != w.uidValidity || w.rescan.Swap(false) {
+		// First connection, or the folder was recreated and every UID we
+		// knew is void: look at the last day again.
+		if w.uidValidity != 0 && sel.UIDValidity != w.uidValidity {
+			w.log.Warn("imap UIDVALIDITY changed; rescanning", "old", w.uidValidity, "new", sel.UIDValidity)
+		}
+		w.uidValidity, w.lastUID = sel.UIDValidity, 0
+		if err := s.rescan(ctx); err != nil {
+			return true, err
+		}
+		if sel.UIDNext > 0 && sel.UIDNext-1 > w.lastUID {
+			w.lastUID = sel.UIDNext - 1
+		}
+	}
+	// Mail appended while we were away has UIDs above lastUID: the first
+	// poll finds it.
+	noop := false
+	for {
+		if w.rescan.Swap(false) {
+			if err := s.rescan(ctx); err != nil {
+				return true, err
+			}
+		}
+		if err := s.poll(ctx, noop); err != nil {
+			return true, err
+		}
+		var woke bool
+		if useIdle {
+			woke, err = s.idle(ctx, exists)
+		} else {
+			woke, err = s.wait(ctx, exists)
+		}
+		if err != nil {
+			return true, err
+		}
+		// After an EXISTS the client already knows the new messages; after
+		// a timer or a Poke, NOOP lets the server announce them first.
+		noop = !woke
+	}
+}
+
+func (w *Watcher) fail(stage string, err error) error {
+	var ie *IMAPError
+	if errors.As(err, &ie) {
+		return err
+	}
+	return &IMAPError{Stage: stage, Mailbox: w.cfg.Mailbox.Name, Err: err}
+}
+
+// open resolves the watched folder (and the trash folder when cleanup
+// moves canaries there) and selects it.
+func (w *Watcher) open(ctx context.Context, c *imapclient.Client) (folder, trash string, sel *imap.SelectData, err error) {
+	ff := &folderFinder{c: c}
+	folder = w.cfg.Folder
+	if strings.HasPrefix(folder, `\`) {
+		role := imap.MailboxAttr(folder)
+		if strings.EqualFold(folder, FolderJunk) && w.cfg.Mailbox.Junk != "" {
+			folder = w.cfg.Mailbox.Junk
+		} else if folder, err = ff.find(role); err != nil {
+			return "", "", nil, w.fail(StageList, ctxErr(ctx, err))
+		}
+	}
+	if cleanupOn(w.cfg.Mailbox) {
+		trash = w.cfg.Mailbox.Trash
+		if trash == "" {
+			trash, err = ff.find(imap.MailboxAttrTrash)
+			if errors.Is(err, ErrNoFolder) {
+				trash, err = "", nil // expunge instead
+			}
+			if err != nil {
+				return "", "", nil, w.fail(StageList, ctxErr(ctx, err))
+			}
+		}
+	}
+	sel, err = c.Select(folder, nil).Wait()
+	if err != nil {
+		return "", "", nil, w.fail(StageSelect, ctxErr(ctx, fmt.Errorf("%q: %w", folder, err)))
+	}
+	return folder, trash, sel, nil
+}
+
+func cleanupOn(mb targets.Mailbox) bool { return mb.Cleanup == nil || *mb.Cleanup }
+
+// watchSession is the state of one selected connection.
+type watchSession struct {
+	w             *Watcher
+	c             *imapclient.Client
+	sel           *imap.SelectData
+	folder, trash string
+}
+
+// guard closes the connection if the commands of one round take longer
+// than cmdTimeout; the returned func disarms it.
+func (s *watchSession) guard() func() bool {
+	t := time.AfterFunc(cmdTimeout, func() { s.c.Close() })
+	return t.Stop
+}
+
+// poll fetches every message above the last UID seen.
+func (s *watchSession) poll(ctx context.Context, noop bool) error {
+	w := s.w
+	w.setStatus(WatchPolling)
+	defer s.guard()()
+	if noop {
+		if err := s.c.Noop().Wait(); err != nil {
+			return w.fail(StageFetch, ctxErr(ctx, err))
+		}
+	}
+	// imapclient signals SELECT's completion before it records the
+	// selected mailbox, so right after SELECT Mailbox() may still be nil.
+	n := s.sel.NumMessages
+	if mb := s.c.Mailbox(); mb != nil {
+		n = mb.NumMessages
+	}
+	if n > 0 {
+		// n:* always includes the highest UID, even when it is below n:
+		// process filters on lastUID.
+		set := imap.UIDSet{imap.UIDRange{Start: w.lastUID + 1, Stop: 0}}
+		if err := s.process(ctx, set, time.Time{}); err != nil {
+			return err
+		}
+	}
+	now := time.Now()
+	w.update(func(st *WatchState) { st.LastPoll, st.LastUID = now, uint32(w.lastUID) })
+	return nil
+}
+
+// rescan looks at the newest rescanLimit messages of the last day, whatever
+// their UID. SINCE is date-only and in the server's time zone, so it asks
+// for one day more and filters on INTERNALDATE.
+func (s *watchSession) rescan(ctx context.Context) error {
+	defer s.guard()()
+	since := time.Now().Add(-rescanWindow)
+	data, err := s.c.UIDSearch(&imap.SearchCriteria{Since: since.AddDate(0, 0, -1)}, nil).Wait()
+	if err != nil {
+		return s.w.fail(StageSearch, ctxErr(ctx, err))
+	}
+	uids := data.AllUIDs()
+	slices.Sort(uids)
+	if len(uids) > rescanLimit {
+		uids = uids[len(uids)-rescanLimit:]
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	return s.process(ctx, imap.UIDSetNum(uids...), since)
+}
+
+// process fetches headers of set, delivers the canaries among them (with
+// INTERNALDATE not before since) and cleans them up. Other mail is only
+// read with BODY.PEEK, never changed.
+func (s *watchSession) process(ctx context.Context, set imap.UIDSet, since time.Time) error {
+	w := s.w
+	minUID := w.lastUID
+	fetch := s.c.Fetch(set, &imap.FetchOptions{
+		UID:          true,
+		InternalDate: true,
+		BodySection:  []*imap.FetchItemBodySection{headerSection},
+	})
+	var matched []imap.UID
+	for {
+		msg := fetch.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			break // Close reports it
+		}
+		if buf.UID <= minUID && since.IsZero() {
+			continue
+		}
+		seen := time.Now().UTC().Truncate(time.Millisecond)
+		if buf.UID > w.lastUID {
+			w.lastUID = buf.UID
+		}
+		if !since.IsZero() && buf.InternalDate.Before(since) {
+			continue
+		}
+		hdr := buf.FindBodySection(headerSection)
+		tok := matchToken(hdr, w.match)
+		if tok == "" {
+			continue
+		}
+		matched = append(matched, buf.UID)
+		if _, dup := w.delivered[tok]; dup {
+			continue
+		}
+		w.remember(tok)
+		w.deliver(Arrival{
+			Token: tok, Mailbox: w.cfg.Mailbox.Name, Folder: s.folder, SeenAt: seen,
+			InternalDate: buf.InternalDate.UTC(), UID: uint32(buf.UID), Header: hdr,
+		})
+		w.update(func(st *WatchState) { st.Delivered++ })
+		w.log.Debug("canary arrived", "token", tok, "uid", uint32(buf.UID))
+	}
+	if err := fetch.Close(); err != nil {
+		return w.fail(StageFetch, ctxErr(ctx, err))
+	}
+	if len(matched) == 0 || !cleanupOn(w.cfg.Mailbox) {
+		return nil
+	}
+	if err := s.cleanup(matched); err != nil {
+		var ie *imap.Error
+		if !errors.As(err, &ie) {
+			return w.fail(StageCleanup, ctxErr(ctx, err))
+		}
+		// Refused by the server (quota, read-only): the canaries stay, the
+		// watcher goes on.
+		w.log.Warn("imap cleanup refused", "err", err, "count", len(matched))
+	}
+	return nil
+}
+
+// remember records a delivered token, forgetting the oldest beyond
+// deliveredMemory, so reconnects and rescans never deliver twice.
+func (w *Watcher) remember(tok string) {
+	w.delivered[tok] = struct{}{}
+	w.order = append(w.order, tok)
+	if len(w.order) > deliveredMemory {
+		delete(w.delivered, w.order[0])
+		w.order = w.order[1:]
+	}
+}
+
+// cleanup moves canaries to the trash folder, or flags and expunges them
+// by UID so that no other message is touched. Every multi-response command
+// is drained (Close) so it cannot block the reader.
+func (s *watchSession) cleanup(uids []imap.UID) error {
+	set := imap.UIDSetNum(uids...)
+	caps := s.c.Caps()
+	if s.trash != "" && !strings.EqualFold(s.trash, s.folder) {
+		if caps.Has(imap.CapMove) {
+			_, err := s.c.Move(set, s.trash).Wait()
+			return err
+		}
+		// imapclient's own MOVE fallback ends with a plain EXPUNGE, which
+		// would also remove other mail flagged \Deleted: copy here and
+		// expunge by UID below instead.
+		if _, err := s.c.Copy(set, s.trash).Wait(); err != nil {
+			return err
+		}
+	}
+	err := s.c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
+	if err != nil {
+		return err
+	}
+	if !caps.Has(imap.CapUIDPlus) {
+		return nil // canaries stay flagged \Deleted; see above
+	}
+	return s.c.UIDExpunge(set).Close()
+}
+
+// idle runs IDLE until new mail, a Poke, or the polling safety net. woke
+// reports an EXISTS.
+func (s *watchSession) idle(ctx context.Context, exists <-chan struct{}) (woke bool, err error) {
+	w := s.w
+	cmd, err := s.c.Idle()
+	if err != nil {
+		return false, w.fail(StageIdle, ctxErr(ctx, err))
+	}
+	w.setStatus(WatchIdle)
+	t := time.NewTimer(min(w.pollEvery(true), maxIdle))
+	defer t.Stop()
+	select {
+	case <-exists:
+		woke = true
+	case <-w.poke:
+	case <-t.C:
+	case <-s.c.Closed():
+		return false, w.fail(StageIdle, errors.New("connection closed by server"))
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	defer s.guard()()
+	if err := cmd.Close(); err != nil {
+		return false, w.fail(StageIdle, ctxErr(ctx, err))
+	}
+	if err := cmd.Wait(); err != nil {
+		return false, w.fail(StageIdle, ctxErr(ctx, err))
+	}
+	return woke, nil
+}
+
+// wait is the idle time of a connection without IDLE.
+func (s *watchSession) wait(ctx context.Context, exists <-chan struct{}) (woke bool, err error) {
+	t := time.NewTimer(s.w.pollEvery(false))
+	defer t.Stop()
+	select {
+	case <-exists:
+		return true, nil
+	case <-s.w.poke:
+	case <-t.C:
+	case <-s.c.Closed():
+		return false, s.w.fail(StageFetch, errors.New("connection closed by server"))
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	return false, nil
+}
+
+func (w *Watcher) pollEvery(idle bool) time.Duration {
+	if w.cfg.PollEvery > 0 {
+		return w.cfg.PollEvery
+	}
+	if idle {
+		return defaultPollIdle
+	}
+	return defaultPoll
+}
