@@ -74,6 +74,9 @@ func IsDSN(h textproto.Header) bool {
 		rt := strings.ToLower(params["report-type"])
 		return rt == "delivery-status" || rt == "global-delivery-status"
 	}
+	if h.Has("X-Ms-Exchange-Message-Is-Ndr") {
+		return true
+	}
 	from := strings.ToLower(h.Get("From"))
 	daemon := strings.TrimSpace(h.Get("Return-Path")) == "<>" ||
 		strings.Contains(from, "mailer-daemon") || strings.Contains(from, "postmaster")
@@ -122,7 +125,7 @@ func ParseDSN(r io.Reader) (*DSN, error) {
 		d.Errors = append(d.Errors, werr.Error())
 	}
 	for _, t := range texts {
-		d.scrape(t)
+		d.scrape(t, e.Header.Get("X-Failed-Recipients"))
 	}
 	if d.Format == "" {
 		d.Format = "text"
@@ -152,6 +155,10 @@ func (d *DSN) readStatus(r io.Reader) error {
 			if first && h.Get("Final-Recipient") == "" {
 				d.ReportingMTA = typedValue(h.Get("Reporting-MTA"))
 				d.ArrivalDate = h.Get("Arrival-Date")
+				// Gmail names the bounced message here too.
+				if d.OriginalMessageID == "" {
+					d.OriginalMessageID = strings.TrimSpace(h.Get("X-Original-Message-Id"))
+				}
 			} else {
 				d.Recipients = append(d.Recipients, DSNRecipient{
 					FinalRecipient:    typedValue(h.Get("Final-Recipient")),
@@ -211,13 +218,16 @@ var (
 	quotedMessageID = regexp.MustCompile(`(?im)^[ \t>]*Message-ID:[ \t]*(<[^>\s]+>)`)
 	smtpReply       = regexp.MustCompile(`\b([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})\b[^\r\n]*`)
 	htmlTag         = regexp.MustCompile(`<[^>]*>`)
+	// Phrases of human-readable bounces that carry no status code.
+	permanentFailure = regexp.MustCompile(`(?i)failed permanently|permanent (fatal )?error|could not be delivered|couldn't be delivered`)
+	technicalDetails = regexp.MustCompile(`(?i)technical details of permanent failure:[ \t]*\r?\n[ \t]*([^\r\n]+)`)
 )
 
 // scrape fills what the structured parts did not give from a human-
 // readable body: Microsoft and Gmail put the remote server's reply
 // ("550 5.7.509 Access denied…") in the text, and plain bounces quote
 // the original headers.
-func (d *DSN) scrape(b []byte) {
+func (d *DSN) scrape(b []byte, failed string) {
 	if bytes.Contains(b, []byte("<html")) || bytes.Contains(b, []byte("<HTML")) {
 		b = htmlTag.ReplaceAll(b, []byte(" "))
 	}
@@ -234,14 +244,23 @@ func (d *DSN) scrape(b []byte) {
 	if d.Format != "" || len(d.Recipients) > 0 {
 		return
 	}
-	if m := smtpReply.FindSubmatch(b); m != nil {
-		d.Recipients = append(d.Recipients, DSNRecipient{
-			Action:         "failed",
-			Status:         string(m[2]),
-			DiagnosticCode: strings.Join(strings.Fields(string(m[0])), " "),
-		})
-		if !strings.HasPrefix(string(m[2]), "5.") {
-			d.Recipients[0].Action = "delayed"
+	r := DSNRecipient{FinalRecipient: strings.TrimSpace(failed)}
+	switch m := smtpReply.FindSubmatch(b); {
+	case m != nil:
+		r.Action, r.Status = "failed", string(m[2])
+		r.DiagnosticCode = strings.Join(strings.Fields(string(m[0])), " ")
+		if !strings.HasPrefix(r.Status, "5.") {
+			r.Action = "delayed"
 		}
+	case permanentFailure.Match(b):
+		// Older Gmail bounces give no code, only the words and the
+		// reason on the line after "Technical details of permanent failure:".
+		r.Action = "failed"
+		if m := technicalDetails.FindSubmatch(b); m != nil {
+			r.DiagnosticCode = strings.TrimSpace(string(m[1]))
+		}
+	default:
+		return
 	}
+	d.Recipients = append(d.Recipients, r)
 }
