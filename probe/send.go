@@ -143,9 +143,7 @@ func (x *exchange) close() {
 
 // fail turns err, returned at stage, into a *SendError.
 func (x *exchange) fail(stage string, err error) error {
-	x.tr.note("%s failed: %s", stage, oneLine(err.Error()))
 	se := newSendError(x.ctx, stage, err)
-	se.Transcript = x.tr.String(x.secret)
 	if x.secret != "" && strings.Contains(se.Error(), x.secret) { // a server echoed it
 		var smtpErr *smtp.SMTPError
 		if errors.As(se.Err, &smtpErr) {
@@ -155,6 +153,8 @@ func (x *exchange) fail(stage string, err error) error {
 			se.Err = errors.New(scrub(se.Err.Error(), x.secret))
 		}
 	}
+	x.tr.note("%s", se.Error())
+	se.Transcript = x.tr.String(x.secret)
 	return se
 }
 

@@ -147,6 +147,8 @@ ssl_key = <$dir/tls/server.key
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
+# Tests hit wrong passwords on purpose: no 2 s penalty each time.
+auth_failure_delay = 0
 
 passdb {
   driver = passwd-file
@@ -260,6 +262,8 @@ smtpd_sasl_type = dovecot
 smtpd_sasl_path = $dir/dc/auth
 smtpd_sasl_auth_enable = yes
 smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination
+# Tests provoke rejections on purpose: no tarpit after them.
+smtpd_error_sleep_time = 0s
 smtpd_recipient_restrictions = permit_sasl_authenticated, reject
 EOF
 	cat >"$p/master.cf" <<EOF
