@@ -45,5 +45,5 @@ func Diff(before, after []RRset) []Change {
 }
 
 func sameRRset(x, y RRset) bool {
-	return x.Rcode == y.Rcode && slices.Equal(x.CNAMEs, y.CNAMEs) && slices.Equal(x.Data, y.Data)
+	return x.Rcode == y.Rcode && x.AD == y.AD && slices.Equal(x.CNAMEs, y.CNAMEs) && slices.Equal(x.Data, y.Data)
 }

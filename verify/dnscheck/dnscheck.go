@@ -8,7 +8,9 @@ package dnscheck
 
 import (
 	"context"
+	"crypto/x509"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -80,12 +82,26 @@ func (r Report) Has(code string) []Finding {
 	return out
 }
 
+// Checker holds the network access the checks need beyond DNS. The zero
+// Checker checks DNS only: MTA-STS policies are not fetched and TLSA
+// records are not matched against certificates.
+type Checker struct {
+	// HTTPClient fetches MTA-STS policies (redirects are never followed,
+	// as RFC 8461 requires).
+	HTTPClient *http.Client
+	// MXCertificates returns the certificate chain (leaf first) an MX host
+	// presents after STARTTLS, for matching its TLSA records.
+	MXCertificates func(ctx context.Context, host string) ([]*x509.Certificate, error)
+}
+
 // check carries one domain's run: the reader and the findings so far.
 type check struct {
 	ctx      context.Context
+	ck       Checker
 	rd       *reader
 	r        *resolver.Resolver
-	domain   string // lower case, fully qualified
+	domain   string   // lower case, fully qualified
+	mxHosts  []string // MX targets found, fully qualified
 	findings []Finding
 }
 
@@ -93,21 +109,29 @@ func (c *check) add(sev Severity, code, name, data, msg string) {
 	c.findings = append(c.findings, Finding{Severity: sev, Code: code, Name: name, Data: data, Message: msg})
 }
 
-// CheckDomain runs every check on d through r. DNS failures become
-// findings, never an error: a domain whose records cannot be read is
-// exactly what the report must say.
+// CheckDomain runs the DNS checks on d through r with the zero Checker.
 func CheckDomain(ctx context.Context, r *resolver.Resolver, d Domain) Report {
+	return Checker{}.Check(ctx, r, d)
+}
+
+// Check runs every check on d through r. DNS failures become findings,
+// never an error: a domain whose records cannot be read is exactly what
+// the report must say.
+func (ck Checker) Check(ctx context.Context, r *resolver.Resolver, d Domain) Report {
 	rep := Report{Domain: strings.TrimSuffix(strings.ToLower(d.Name), "."), CheckedAt: time.Now().UTC()}
 	if _, ok := dns.IsDomainName(d.Name); !ok || rep.Domain == "" || strings.Contains(d.Name, " ") {
 		rep.Findings = []Finding{{Severity: SeverityError, Code: "domain.invalid", Name: d.Name, Data: d.Name,
 			Message: "The domain name is not a valid DNS name."}}
 		return rep
 	}
-	c := &check{ctx: ctx, rd: newReader(r), r: r, domain: dns.CanonicalName(d.Name)}
+	c := &check{ctx: ctx, ck: ck, rd: newReader(r), r: r, domain: dns.CanonicalName(d.Name)}
 	spfBroken := c.checkSPF(d)
 	c.checkDKIM(d)
 	c.checkDMARC(d)
 	c.checkMX()
+	stsMode := c.checkMTASTS()
+	dane := c.checkDANE()
+	c.checkTLSRPT(stsMode != "" || dane)
 	if !spfBroken {
 		c.checkSourceIPs(d)
 	}

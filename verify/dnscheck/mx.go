@@ -52,6 +52,7 @@ func (c *check) checkMX() {
 			c.add(SeverityError, "mx.ip_literal", name, mx.Mx, "An MX record names an IP address instead of a host name; receivers do not use it.")
 			continue
 		}
+		c.mxHosts = append(c.mxHosts, host)
 		a4 := c.rd.query(c.ctx, host, dns.TypeA)
 		a6 := c.rd.query(c.ctx, host, dns.TypeAAAA)
 		switch {

@@ -21,6 +21,7 @@ type RRset struct {
 	Rcode  string   `json:"rcode"`            // "NOERROR", "NXDOMAIN", "SERVFAIL", or "TIMEOUT"/"ERROR" for transport failures
 	CNAMEs []string `json:"cnames,omitempty"` // chain followed
 	Data   []string `json:"data,omitempty"`   // rdata of the answer, sorted; TXT strings joined
+	AD     bool     `json:"ad,omitempty"`     // authenticated by a validating resolver
 }
 
 // outcome classifies an answer the way checks reason about it.
@@ -77,6 +78,7 @@ func (rd *reader) query(ctx context.Context, name string, qtype uint16) answer {
 	case err == nil:
 		a.rrset.Rcode = dns.RcodeToString[resp.Rcode]
 		a.rrset.CNAMEs = resp.CNAMEs
+		a.rrset.AD = resp.AD && rd.r.DNSSEC()
 		a.rrs = resp.Answer
 		switch {
 		case resp.Rcode == dns.RcodeSuccess && len(resp.Answer) > 0:

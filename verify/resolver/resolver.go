@@ -94,6 +94,10 @@ func New(cfg Config) (*Resolver, error) {
 	return r, nil
 }
 
+// DNSSEC reports whether queries ask for DNSSEC (DO bit), i.e. whether
+// Response.AD can be trusted to mean anything.
+func (r *Resolver) DNSSEC() bool { return r.dnssec }
+
 // Servers returns the servers queried, in order.
 func (r *Resolver) Servers() []string { return append([]string(nil), r.servers...) }
 
