@@ -54,6 +54,9 @@ func deferringProfile() receiver.Profile {
 	return p
 }
 
+// dialedConns maps clients to their connections, for deadlines.
+var dialedConns sync.Map
+
 var (
 	keyOnce sync.Once
 	dkimKey *rsa.PrivateKey
@@ -198,6 +201,7 @@ func (w *world) dialSMTP(provider, srcIP string) (*smtp.Client, error) {
 		c.Close()
 		return nil, err
 	}
+	dialedConns.Store(c, conn)
 	return c, nil
 }
 
