@@ -183,6 +183,12 @@ service imap-login {
     port = 0
   }
 }
+# ... nor an anvil penalty doubling up to 15 s for the next login from 127.0.0.1.
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
 service lmtp {
   unix_listener $d/lmtp {
     mode = 0660
