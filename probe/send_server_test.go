@@ -28,7 +28,7 @@ import (
 // XOAUTH2), with faults injected per test through its fields. Set the
 // fields before the first connection.
 type smtpTestServer struct {
-	t      *testing.T
+	t      testing.TB
 	host   string
 	port   int
 	caFile string // the CA the client should trust
@@ -72,7 +72,7 @@ const (
 )
 
 // newSMTPTestServer starts a server on 127.0.0.1; it is closed at test end.
-func newSMTPTestServer(t *testing.T, mode smtpTestMode) *smtpTestServer {
+func newSMTPTestServer(t testing.TB, mode smtpTestMode) *smtpTestServer {
 	t.Helper()
 	ca, err := lab.NewCA()
 	if err != nil {

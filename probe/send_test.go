@@ -467,3 +467,19 @@ func TestNewSenderRejects(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSend is one whole submission over loopback: connect, STARTTLS
+// (TLS 1.3, ECDSA P-256), AUTH PLAIN, MAIL, RCPT, DATA, QUIT, transcript.
+func BenchmarkSend(b *testing.B) {
+	srv := newSMTPTestServer(b, smtpTestStartTLS)
+	srv.onData = func(_ *smtp.Conn, r io.Reader) error { _, err := io.Copy(io.Discard, r); return err }
+	snd := srv.sender(targets.TLSStartTLS, targets.AuthPlain)
+	msg := testCanary()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := snd.Send(ctx, testFrom, []string{testRcpt}, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
