@@ -369,6 +369,11 @@ func (p *arParser) result() (Result, bool) {
 	}
 	// A method version: "dkim/1", or "dkim (c) / 1" with CFWS around "/".
 	method, _, slash := strings.Cut(method, "/")
+	if method == "" {
+		p.fail(start, "method name missing before \"/\"")
+		p.skipSegment()
+		return Result{}, false
+	}
 	p.skipCFWS()
 	if p.peek() == '/' {
 		p.i++

@@ -59,10 +59,27 @@ func (v *Verdicts) fill(a AuthResults, h textproto.Header) {
 func firstResult(a AuthResults, method string) string {
 	for _, r := range a.Results {
 		if r.Method == method {
-			return r.Result
+			return Normalize(r.Result)
 		}
 	}
 	return ""
+}
+
+// synonyms maps provider words to the RFC 8601 word they stand for.
+// Words with no clear equivalent (Yahoo's "unknown", Microsoft's
+// "bestguesspass") are kept as written.
+var synonyms = map[string]string{
+	"hardfail":  "fail",      // RFC 8601 §2.7.2, legacy Sender ID/SPF
+	"perm_fail": "permerror", // Yahoo
+	"temp_fail": "temperror", // Yahoo
+}
+
+// Normalize returns the RFC 8601 word for a result value.
+func Normalize(result string) string {
+	if n, ok := synonyms[result]; ok {
+		return n
+	}
+	return result
 }
 
 // resultRank orders results from best to worst for one DKIM signature.
@@ -88,12 +105,13 @@ func SummarizeDKIM(a AuthResults, fromDomain string) string {
 		if r.Method != "dkim" {
 			continue
 		}
-		if best == "" || rank(r.Result) < rank(best) {
-			best = r.Result
+		res := Normalize(r.Result)
+		if best == "" || rank(res) < rank(best) {
+			best = res
 		}
 		if fromDomain != "" && Aligned(DKIMDomain(r), fromDomain) {
-			if bestAligned == "" || rank(r.Result) < rank(bestAligned) {
-				bestAligned = r.Result
+			if bestAligned == "" || rank(res) < rank(bestAligned) {
+				bestAligned = res
 			}
 		}
 	}

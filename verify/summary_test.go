@@ -14,6 +14,7 @@ func TestSummarizeDKIM(t *testing.T) {
 		{"temperror ranks above fail", "x; dkim=fail header.d=a.example; dkim=temperror header.d=a.example", "a.example", "temperror"},
 		{"no from domain", "x; dkim=fail header.d=a.example; dkim=pass header.d=b.example", "", "pass"},
 		{"no dkim", "x; spf=pass smtp.mailfrom=a@b.example", "b.example", ""},
+		{"Yahoo perm_fail is permerror", "x; dkim=perm_fail header.i=@a.example", "a.example", "permerror"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
