@@ -318,6 +318,9 @@ func plainHeaders(p Profile, t trace, r *Results) []header {
 	received := fmt.Sprintf("from %s ([%s])\r\n\tby %s with %s id %s\r\n\tfor <%s>; %s",
 		helo, ip, p.Hostname, with, t.ID, clean(t.Rcpt), t.At.UTC().Format(dateNumeric))
 	parts := []string{fmt.Sprintf("spf=%s smtp.mailfrom=%s", r.SPF.Value, clean(r.SPF.Sender))}
+	if r.MailFrom == "" {
+		parts[0] = fmt.Sprintf("spf=%s smtp.helo=%s", r.SPF.Value, helo) // null sender: the HELO identity was checked
+	}
 	if len(r.DKIM) == 0 {
 		parts = append(parts, "dkim=none")
 	}

@@ -175,3 +175,6 @@ func (p Profile) TrustID() string {
 	}
 	return p.AuthservID
 }
+
+// Defaults are the world's receiving providers.
+func Defaults() []Profile { return []Profile{Gmail(), Yahoo(), Outlook(), Bank()} }

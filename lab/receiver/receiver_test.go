@@ -3,6 +3,7 @@ package receiver_test
 import (
 	"net"
 	"net/mail"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"testing"
@@ -328,5 +329,62 @@ func TestSharedPortAndConfigErrors(t *testing.T) {
 	}
 	if _, err := receiver.Start(receiver.Config{Resolver: net.DefaultResolver, Hosts: []receiver.Host{{IP: "nope"}}}); err == nil {
 		t.Error("Start with a bad host succeeded")
+	}
+}
+
+// A DSN arrives with the null sender: SPF checks the HELO identity (no
+// record: none), DMARC falls back to the organizational domain's p=reject and
+// fails, and the bank's plain profile files it in the INBOX anyway.
+func TestNullSenderToBank(t *testing.T) {
+	w := newWorld(t)
+	dsn := []byte("From: Mail Delivery System <MAILER-DAEMON@mail.example-bank.test>\r\nTo: bounces@example-bank.test\r\n" +
+		"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-1@mail.example-bank.test>\r\n\r\nThe message could not be delivered.\r\n")
+	check(t, w, expectation{provider: "bank", contains: []string{"Return-Path: <>", "spf=none smtp.helo=mail.example-bank.test", "dkim=none", "dmarc=fail header.from=mail.example-bank.test"}},
+		m365IP, "", dsn)
+}
+
+// Commands out of order or malformed get 5xx replies, and the session goes on.
+func TestMalformedCommands(t *testing.T) {
+	w := newWorld(t)
+	addr, _ := w.recv.Addr("gmail")
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	tp := textproto.NewConn(conn)
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		cmd  string
+		code int
+	}{
+		{"MAIL FROM:<otp@example-bank.test>", 502}, // before EHLO
+		{"EHLO", 501},
+		{"EHLO client.test", 250},
+		{"RCPT TO:<seed@gmail.test>", 502}, // before MAIL
+		{"DATA", 502},
+		{"MAIL FROM:<otp@example-bank.test", 501},
+		{"MAIL FROM:<otp@example-bank.test> SIZE=99999999", 552},
+		{"FROB", 500},
+		{"MAIL FROM:<otp@example-bank.test>", 250},
+		{"RCPT TO:<not-an-address>", 501},
+		{"RCPT TO:<seed>", 501},
+		{"RCPT TO:<seed@elsewhere.test>", 550},
+		{"RCPT TO:<seed@gmail.test>", 250},
+		{"QUIT", 221},
+	} {
+		id, err := tp.Cmd("%s", tc.cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp.StartResponse(id)
+		code, msg, _ := tp.ReadResponse(0)
+		tp.EndResponse(id)
+		if code != tc.code {
+			t.Errorf("%q: %d %s, want %d", tc.cmd, code, msg, tc.code)
+		}
 	}
 }
