@@ -395,3 +395,15 @@ func TestLatencyBuckets(t *testing.T) {
 		t.Fatalf("LatencyBuckets = %v, want %v", LatencyBuckets, want)
 	}
 }
+
+// BenchmarkObserveAttempt is the metrics cost of one finished attempt.
+func BenchmarkObserveAttempt(b *testing.B) {
+	m := New("eu-1")
+	as := sequence()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		m.ObserveAttempt(as[i%len(as)])
+		i++
+	}
+}

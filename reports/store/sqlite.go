@@ -1,5 +1,8 @@
 // Package store keeps probe attempts: probe.Store on SQLite (the default,
-// one file, pure Go) and later PostgreSQL (several agents, one history).
+// one file, pure Go) and on PostgreSQL (several agents, one history).
+// Both share one schema history: append-only migrations recorded in
+// schema_migrations, to which later tables (route state, alert outbox, DNS
+// snapshots) are added as new versions.
 //
 // Time columns hold UTC Unix milliseconds (INTEGER, NULL for a zero
 // time.Time), so attempts read back are in UTC, truncated to the
@@ -132,6 +135,11 @@ func (s *SQLite) Close() error {
 		}
 	}
 	var errs []error
+	// Lets SQLite refresh the statistics its planner uses, as advised for
+	// long-lived connections; cheap when nothing changed.
+	if _, err := s.w.Exec("PRAGMA optimize"); err != nil {
+		errs = append(errs, err)
+	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

@@ -164,6 +164,17 @@ func testErrors(t *testing.T, s probe.Store) {
 	if _, err := s.List(ctx, probe.Filter{Limit: -1}); err == nil {
 		t.Error("List with a negative limit succeeded")
 	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.Create(canceled, newAttempt(11)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Create with a canceled context: %v", err)
+	}
+	if _, err := s.List(canceled, probe.Filter{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("List with a canceled context: %v", err)
+	}
+	if _, err := s.Get(ctx, newAttempt(11).ID); !errors.Is(err, probe.ErrNotFound) {
+		t.Errorf("the canceled Create stored something: %v", err)
+	}
 	// The original is untouched by the failed duplicate.
 	got, err := s.Get(ctx, a.ID)
 	if err != nil {
