@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/mail"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,18 +16,21 @@ import (
 
 	"github.com/otpprobe/otpprobe/lab/dnsserver"
 	"github.com/otpprobe/otpprobe/lab/receiver"
+	"github.com/otpprobe/otpprobe/verify"
 )
 
 const otpFrom = "otp@" + bankDomain
 
-func rcptOf(provider string) string {
-	for _, p := range []receiver.Profile{receiver.Gmail(), receiver.Yahoo(), receiver.Outlook(), receiver.Bank(), deferringProfile()} {
+func profileOf(provider string) receiver.Profile {
+	for _, p := range append(receiver.Defaults(), deferringProfile()) {
 		if p.Name == provider {
-			return "seed@" + p.Domain
+			return p
 		}
 	}
 	panic(provider)
 }
+
+func rcptOf(provider string) string { return "seed@" + profileOf(provider).Domain }
 
 // expectation is where a message must land and what the receiver's header
 // must say, in that provider's words.
@@ -36,6 +40,9 @@ type expectation struct {
 	enhanced smtp.EnhancedCode // for code != 0
 	folder   imap.MailboxAttr  // "" = INBOX, else the special-use folder
 	contains []string          // substrings of the unfolded header block
+	// verdicts are spf, dkim, dmarc as the prober's verify package reads
+	// them from the header trusted for the provider; nil skips the check.
+	verdicts []string
 }
 
 func check(t *testing.T, w *world, e expectation, srcIP, mailFrom string, msg []byte) {
@@ -71,6 +78,17 @@ func check(t *testing.T, w *world, e expectation, srcIP, mailFrom string, msg []
 		}
 	}
 	checkReceivedDate(t, e.provider, h)
+	if e.verdicts != nil {
+		hdr, err := verify.ReadHeader(strings.NewReader(h + "\r\n"))
+		if err != nil {
+			t.Fatalf("%s: header does not parse: %v", e.provider, err)
+		}
+		v := verify.Summarize(hdr, profileOf(e.provider).TrustID())
+		got := []string{v.SPF, v.DKIM, v.DMARC}
+		if !v.Trusted || !slices.Equal(got, e.verdicts) {
+			t.Errorf("%s: verify reads spf/dkim/dmarc %v (trusted %v, errors %v), want %v", e.provider, got, v.Trusted, v.Errors, e.verdicts)
+		}
+	}
 }
 
 // checkReceivedDate parses the topmost Received timestamp (RFC 5322 date
@@ -105,20 +123,20 @@ func TestAllPass(t *testing.T) {
 			"Received: from mail.example-bank.test (mail.example-bank.test. [127.0.0.11]) by mx.google.com with ESMTPS id ",
 			"Received-SPF: pass (google.com: domain of otp@example-bank.test designates 127.0.0.11 as permitted sender) client-ip=127.0.0.11;",
 			"X-Otpprobe-Id: pass-1",
-		}},
+		}, verdicts: []string{"pass", "pass", "pass"}},
 		{provider: "yahoo", contains: []string{
 			"Authentication-Results: " + receiver.YahooAuthservID + "; dkim=pass header.i=@example-bank.test header.s=selector1; spf=pass smtp.mailfrom=example-bank.test; dmarc=pass(p=REJECT) header.from=example-bank.test;",
 			"Received: from 127.0.0.11 (EHLO mail.example-bank.test) by 10.197.",
 			"with SMTPs (version=TLS1_3",
-		}},
+		}, verdicts: []string{"pass", "pass", "pass"}},
 		{provider: "outlook", contains: []string{
 			"Authentication-Results: spf=pass (sender IP is 127.0.0.11) smtp.mailfrom=example-bank.test; dkim=pass (signature was verified) header.d=example-bank.test;dmarc=pass action=none header.from=example-bank.test;compauth=pass reason=100",
 			"with Microsoft SMTP Server (version=TLS1_3",
 			"SFV:NSPM",
-		}},
+		}, verdicts: []string{"pass", "pass", "pass"}},
 		{provider: "bank", contains: []string{
 			"Authentication-Results: mx.example-bank.test; spf=pass smtp.mailfrom=otp@example-bank.test; dkim=pass header.d=example-bank.test header.s=selector1; dmarc=pass header.from=example-bank.test",
-		}},
+		}, verdicts: []string{"pass", "pass", "pass"}},
 	} {
 		check(t, w, e, m365IP, otpFrom, msg)
 	}
@@ -134,7 +152,7 @@ func TestDMARCFailWithReject(t *testing.T) {
 		{provider: "outlook", folder: imap.MailboxAttrJunk, contains: []string{
 			"spf=fail (sender IP is 127.0.0.13) smtp.mailfrom=example-bank.test; dkim=none (message not signed) header.d=none;dmarc=fail action=oreject header.from=example-bank.test;compauth=fail reason=000",
 			"SFV:SPM", "CAT:SPOOF",
-		}},
+		}, verdicts: []string{"fail", "none", "fail"}},
 		{provider: "bank", contains: []string{"spf=fail", "dkim=none", "dmarc=fail"}},
 	} {
 		check(t, w, e, strangerIP, otpFrom, msg)
@@ -159,9 +177,12 @@ func TestDKIMKeyMissing(t *testing.T) {
 	w := newWorld(t)
 	msg := message(t, bankDomain, "seed", missingSelector, "nokey-1")
 	for _, e := range []expectation{
-		{provider: "gmail", contains: []string{"dkim=neutral (no key for signature) header.i=@example-bank.test header.s=selector2", "dmarc=pass"}},
-		{provider: "yahoo", contains: []string{"dkim=perm_fail header.i=@example-bank.test header.s=selector2", "dmarc=pass(p=REJECT)"}},
-		{provider: "outlook", folder: imap.MailboxAttrJunk, contains: []string{"dkim=fail (no key for signature) header.d=example-bank.test;dmarc=pass action=none", "SFV:SPM"}},
+		{provider: "gmail", contains: []string{"dkim=neutral (no key for signature) header.i=@example-bank.test header.s=selector2", "dmarc=pass"},
+			verdicts: []string{"pass", "neutral", "pass"}},
+		{provider: "yahoo", contains: []string{"dkim=perm_fail header.i=@example-bank.test header.s=selector2", "dmarc=pass(p=REJECT)"},
+			verdicts: []string{"pass", "permerror", "pass"}},
+		{provider: "outlook", folder: imap.MailboxAttrJunk, contains: []string{"dkim=fail (no key for signature) header.d=example-bank.test;dmarc=pass action=none", "SFV:SPM"},
+			verdicts: []string{"pass", "fail", "pass"}},
 	} {
 		check(t, w, e, m365IP, otpFrom, msg)
 	}
@@ -182,7 +203,8 @@ func TestSPFIncludeServfail(t *testing.T) {
 	for _, e := range []expectation{
 		{provider: "gmail", code: 550, enhanced: smtp.EnhancedCode{5, 7, 26}},
 		{provider: "yahoo", code: 554, enhanced: smtp.EnhancedCode{5, 7, 9}},
-		{provider: "outlook", folder: imap.MailboxAttrJunk, contains: []string{"spf=temperror", "dmarc=temperror action=oreject"}},
+		{provider: "outlook", folder: imap.MailboxAttrJunk, contains: []string{"spf=temperror", "dmarc=temperror action=oreject"},
+			verdicts: []string{"temperror", "none", "temperror"}},
 		{provider: "deferring", code: 451, enhanced: smtp.EnhancedCode{4, 7, 26}},
 	} {
 		check(t, w, e, m365IP, otpFrom, unsigned)
