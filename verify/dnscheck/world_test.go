@@ -90,7 +90,7 @@ func startWorld(t testing.TB) (*dnsserver.Server, *resolver.Resolver) {
 	if err := s.Load(healthyWorld(t)); err != nil {
 		t.Fatal(err)
 	}
-	r, err := resolver.New(resolver.Config{Servers: []string{s.Addr()}, Timeout: 200 * time.Millisecond, Retries: -1})
+	r, err := resolver.New(resolver.Config{Servers: []string{s.Addr()}, Timeout: 300 * time.Millisecond, Retries: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func startWorld(t testing.TB) *dnsserver.Server {
 
 func newResolver(t testing.TB, servers ...string) *resolver.Resolver {
 	t.Helper()
-	r, err := resolver.New(resolver.Config{Servers: servers, Timeout: 200 * time.Millisecond, Retries: 1})
+	r, err := resolver.New(resolver.Config{Servers: servers, Timeout: 300 * time.Millisecond, Retries: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,6 +382,10 @@ func TestNewConfig(t *testing.T) {
 func TestConcurrentEditsWhileQuerying(t *testing.T) {
 	s := startWorld(t)
 	r := newResolver(t, s.Addr())
+	// The readers expect the writer's records from the first query on.
+	if err := s.Set("example-bank.test", dns.TypeTXT, `example-bank.test. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"`); err != nil {
+		t.Fatal(err)
+	}
 	stop := make(chan struct{})
 	var writer sync.WaitGroup
 	writer.Go(func() {
