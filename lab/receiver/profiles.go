@@ -45,7 +45,7 @@ const (
 type Reply struct {
 	Code     int
 	Enhanced [3]int
-	Text     string
+	Text     string // every "%s" is replaced by the From domain
 }
 
 // Profile is everything that makes one receiving provider look and act like
