@@ -39,14 +39,16 @@ const (
 // world is a lab provider (lab/mailstore) with STARTTLS from a lab CA,
 // optionally reached through a proxy that can cut connections.
 type world struct {
-	t      *testing.T
+	t      testing.TB
 	ca     *lab.CA
 	caFile string
 	store  *mailstore.Server
 	proxy  *dropProxy
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldTB(t) }
+
+func newWorldTB(t testing.TB) *world {
 	t.Helper()
 	ca, err := lab.NewCA()
 	if err != nil {
@@ -67,7 +69,7 @@ func newWorld(t *testing.T) *world {
 	return &world{t: t, ca: ca, caFile: writeCA(t, ca), store: st}
 }
 
-func writeCA(t *testing.T, ca *lab.CA) string {
+func writeCA(t testing.TB, ca *lab.CA) string {
 	p := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(p, ca.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
@@ -292,7 +294,7 @@ func (l *logBuffer) logger() *slog.Logger {
 // dropProxy forwards TCP to a server and can cut every connection and
 // refuse new ones, like a provider restarting or a NAT dropping state.
 type dropProxy struct {
-	t      *testing.T
+	t      testing.TB
 	ln     net.Listener
 	target string
 
@@ -301,7 +303,7 @@ type dropProxy struct {
 	conns map[net.Conn]struct{}
 }
 
-func newDropProxy(t *testing.T, target string) *dropProxy {
+func newDropProxy(t testing.TB, target string) *dropProxy {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

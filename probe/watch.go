@@ -535,6 +535,20 @@ func (s *watchSession) cleanup(uids []imap.UID) error {
 // reports an EXISTS.
 func (s *watchSession) idle(ctx context.Context, exists <-chan struct{}) (woke bool, err error) {
 	w := s.w
+	// Ask for pending updates first: go-imap's imapserver (the lab) only
+	// reports mail appended before IDLE began once something else
+	// happens, and a poll round is exactly when that window is open.
+	stop := s.guard()
+	err = s.c.Noop().Wait()
+	stop()
+	if err != nil {
+		return false, w.fail(StageIdle, ctxErr(ctx, err))
+	}
+	select {
+	case <-exists:
+		return true, nil
+	default:
+	}
 	cmd, err := s.c.Idle()
 	if err != nil {
 		return false, w.fail(StageIdle, ctxErr(ctx, err))
