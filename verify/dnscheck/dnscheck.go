@@ -9,6 +9,7 @@ package dnscheck
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -132,6 +133,7 @@ func (ck Checker) Check(ctx context.Context, r *resolver.Resolver, d Domain) Rep
 	stsMode := c.checkMTASTS()
 	dane := c.checkDANE()
 	c.checkTLSRPT(stsMode != "" || dane)
+	c.checkDNSSEC()
 	if !spfBroken {
 		c.checkSourceIPs(d)
 	}
@@ -143,6 +145,20 @@ func (ck Checker) Check(ctx context.Context, r *resolver.Resolver, d Domain) Rep
 	rep.Findings = c.findings
 	rep.Records = c.rd.snapshot()
 	return rep
+}
+
+// checkDNSSEC notes a zone that is not signed (only meaningful through a
+// validating resolver, Config.DNSSEC): without DNSSEC, DANE cannot protect
+// mail to the domain and its records can be spoofed.
+func (c *check) checkDNSSEC() {
+	if !c.r.DNSSEC() {
+		return
+	}
+	a := c.rd.query(c.ctx, c.domain, dns.TypeTXT)
+	if (a.out == found || a.out == nodata) && !a.rrset.AD {
+		c.add(SeverityNote, "dnssec.unsigned", c.domain, "AD=0",
+			fmt.Sprintf("Answers for %s are not DNSSEC-authenticated, so DANE cannot protect mail to it and its records can be spoofed.", strings.TrimSuffix(c.domain, ".")))
+	}
 }
 
 // describe says in words what a failed answer means.

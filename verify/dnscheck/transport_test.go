@@ -281,7 +281,7 @@ func TestDANE(t *testing.T) {
 				{SeverityCritical, "dane.mismatch", tlsaName + ".", ""},
 			}, nil},
 		{"not authenticated", []string{tlsa(3, good), rpt}, 0, true,
-			[]want{{SeverityError, "dane.unauthenticated", tlsaName + ".", good}}, nil},
+			[]want{{SeverityError, "dane.unauthenticated", tlsaName + ".", good}}, []string{"dnssec.unsigned"}},
 		{"TLSA SERVFAIL", []string{tlsa(3, good), rpt}, dnsserver.FaultServfail, false,
 			[]want{{SeverityError, "dane.tempfail", tlsaName + ".", "SERVFAIL"}}, nil},
 		{"no tls-rpt", []string{tlsa(3, good)}, 0, false, nil, []string{"tlsrpt.missing"}},
