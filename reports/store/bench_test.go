@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 
 	"github.com/otpprobe/otpprobe/probe"
@@ -74,4 +75,31 @@ func BenchmarkList10k(b *testing.B) {
 			b.ReportMetric(float64(b.N*bc.want)/b.Elapsed().Seconds(), "rows/s")
 		})
 	}
+}
+
+// BenchmarkCreateUpdateParallel is BenchmarkCreateUpdate from many
+// goroutines, as probes finishing together write: they queue on the one
+// writer connection.
+func BenchmarkCreateUpdateParallel(b *testing.B) {
+	ctx := context.Background()
+	s, _ := openTest(b)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(next.Add(1))
+			a := newAttempt(i)
+			if err := s.Create(ctx, a); err != nil {
+				b.Error(err)
+				return
+			}
+			finish(a, i)
+			if err := s.Update(ctx, a); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "attempts/s")
 }

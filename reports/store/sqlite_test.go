@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/otpprobe/otpprobe/probe"
@@ -116,6 +117,50 @@ func TestIndexes(t *testing.T) {
 		rows.Close()
 		if !slices.ContainsFunc(plan, func(d string) bool { return strings.Contains(d, "INDEX "+index) }) {
 			t.Errorf("%s\nplan %q does not use %s", q, plan, index)
+		}
+	}
+}
+
+// TestTwoOpeners writes through two stores on one file at once, as
+// `otpprobe once` beside a running daemon does: busy_timeout and IMMEDIATE
+// transactions make both succeed.
+func TestTwoOpeners(t *testing.T) {
+	ctx := context.Background()
+	a, path := openTest(t)
+	b, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const per = 100
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	for k, s := range []*SQLite{a, b} {
+		wg.Go(func() {
+			for j := range per {
+				i := 2*j + k
+				at := newAttempt(i)
+				if err := s.Create(ctx, at); err != nil {
+					errc <- err
+					return
+				}
+				finish(at, i)
+				if err := s.Update(ctx, at); err != nil {
+					errc <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	for _, s := range []*SQLite{a, b} {
+		all, err := s.List(ctx, probe.Filter{})
+		if err != nil || len(all) != 2*per {
+			t.Fatalf("listed %d (%v), want %d", len(all), err, 2*per)
 		}
 	}
 }
