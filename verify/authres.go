@@ -313,8 +313,7 @@ func (p *arParser) parse() AuthResults {
 // first token is followed by "=", it is a result and the id is "".
 func (p *arParser) authservID(res *AuthResults) {
 	start := p.i
-	var id string
-	id = p.word()
+	id := p.word()
 	p.skipCFWS()
 	if p.peek() == '=' {
 		p.i = start
