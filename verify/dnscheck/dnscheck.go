@@ -95,6 +95,19 @@ type Checker struct {
 	MXCertificates func(ctx context.Context, host string) ([]*x509.Certificate, error)
 }
 
+// Cause returns the most severe error or critical finding of one check
+// ("spf", "dkim", "dmarc", "mx", "mta_sts", "dane", …): what a diagnosis of
+// a failing verdict names. Findings are sorted worst first, so it is the
+// first match.
+func (r Report) Cause(check string) (Finding, bool) {
+	for _, f := range r.Findings {
+		if f.Severity >= SeverityError && strings.HasPrefix(f.Code, check+".") {
+			return f, true
+		}
+	}
+	return Finding{}, false
+}
+
 // check carries one domain's run: the reader and the findings so far.
 type check struct {
 	ctx      context.Context

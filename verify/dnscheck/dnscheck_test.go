@@ -259,6 +259,27 @@ func TestScenarios(t *testing.T) {
 	}
 }
 
+func TestCause(t *testing.T) {
+	s, r := startWorld(t)
+	s.SetFault(lab.M365SPFInclude, dnsserver.FaultServfail)
+	s.Remove(lab.M365SelectorTarget(lab.M365ActiveSelector), dns.TypeTXT)
+	rep := runCheck(t, r, customer())
+	f, ok := rep.Cause("spf")
+	if !ok || f.Name != lab.M365SPFInclude+"." || f.Data != "SERVFAIL" || !strings.Contains(f.Message, lab.M365SPFInclude) {
+		t.Errorf("Cause(spf) = %+v, %v", f, ok)
+	}
+	f, ok = rep.Cause("dkim")
+	if !ok || f.Name != "selector1._domainkey."+lab.CustomerDomain+"." || f.Code != "dkim.cname_dangling" {
+		t.Errorf("Cause(dkim) = %+v, %v", f, ok)
+	}
+	if f, ok := rep.Cause("dmarc"); ok {
+		t.Errorf("Cause(dmarc) = %+v on a healthy DMARC record", f)
+	}
+	if _, ok := rep.Cause("dkim.m365"); ok {
+		t.Error("Cause matched a note")
+	}
+}
+
 func TestOrgDomainFallback(t *testing.T) {
 	s, r := startWorld(t)
 	sub := "mail." + lab.CustomerDomain
