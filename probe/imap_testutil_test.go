@@ -304,7 +304,13 @@ type dropProxy struct {
 }
 
 func newDropProxy(t testing.TB, target string) *dropProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newDropProxyOn(t, "127.0.0.1", target)
+}
+
+// newDropProxyOn listens on host, e.g. the server's own address so that its
+// certificate still matches.
+func newDropProxyOn(t testing.TB, host, target string) *dropProxy {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
