@@ -99,6 +99,9 @@ senders:
       username: {{printf "%q" .Username}}
       password_file: {{printf "%q" .PasswordFile}}
     from: {{.From}}
+    {{- if .EnvelopeFrom}}
+    envelope_from: {{.EnvelopeFrom}}
+    {{- end}}
 {{- end}}
 mailboxes:
 {{- range .Mailboxes}}

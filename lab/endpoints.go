@@ -21,18 +21,21 @@ type Endpoints struct {
 
 // Endpoint is one submission service or one IMAP mailbox.
 type Endpoint struct {
-	Name       string `json:"name"`
-	Provider   string `json:"provider,omitempty"` // mailboxes: gmail, yahoo, outlook, bank, generic
-	Address    string `json:"address,omitempty"`  // mailboxes: the seed address
-	From       string `json:"from,omitempty"`     // senders: header and envelope From
-	Host       string `json:"host"`
-	Port       int    `json:"port"`
-	TLS        string `json:"tls"` // starttls | tls | none
-	Username   string `json:"username"`
-	Password   string `json:"password"`
-	AuthservID string `json:"authserv_id,omitempty"` // mailboxes: whose Authentication-Results to trust
-	Junk       string `json:"junk,omitempty"`        // mailboxes: the junk folder's name
-	Trash      string `json:"trash,omitempty"`       // mailboxes: where cleanup moves canaries
+	Name     string `json:"name"`
+	Provider string `json:"provider,omitempty"` // mailboxes: gmail, yahoo, outlook, bank, generic
+	Address  string `json:"address,omitempty"`  // mailboxes: the seed address
+	From     string `json:"from,omitempty"`     // senders: header From
+	// EnvelopeFrom is the senders' MAIL FROM: the bounce address, so DSNs
+	// land in the bounces mailbox.
+	EnvelopeFrom string `json:"envelope_from,omitempty"`
+	Host         string `json:"host"`
+	Port         int    `json:"port"`
+	TLS          string `json:"tls"` // starttls | tls | none
+	Username     string `json:"username"`
+	Password     string `json:"password"`
+	AuthservID   string `json:"authserv_id,omitempty"` // mailboxes: whose Authentication-Results to trust
+	Junk         string `json:"junk,omitempty"`        // mailboxes: the junk folder's name
+	Trash        string `json:"trash,omitempty"`       // mailboxes: where cleanup moves canaries
 }
 
 // WriteFile writes e as JSON to path atomically (temp file + rename), so a
