@@ -44,7 +44,11 @@ func spfRecords(txts []string) []string {
 func parseSPF(rec string) ([]spfTerm, error) {
 	var terms []spfTerm
 	seenMod := map[string]bool{}
-	for _, f := range strings.Fields(rec)[1:] {
+	fields := strings.Fields(rec)
+	if len(fields) == 0 || !strings.EqualFold(fields[0], "v=spf1") {
+		return nil, fmt.Errorf("record does not start with v=spf1")
+	}
+	for _, f := range fields[1:] {
 		if i := strings.IndexAny(f, "=:/"); i > 0 && f[i] == '=' {
 			name := strings.ToLower(f[:i])
 			if !isModifierName(name) {
