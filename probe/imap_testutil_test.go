@@ -301,6 +301,10 @@ type dropProxy struct {
 	mu    sync.Mutex
 	down  bool
 	conns map[net.Conn]struct{}
+	// cutOn, when set, cuts every connection as soon as a client sends a
+	// chunk containing it (plaintext only), without forwarding the chunk:
+	// a server dying mid-command.
+	cutOn string
 }
 
 func newDropProxy(t testing.TB, target string) *dropProxy {
@@ -343,9 +347,42 @@ func (p *dropProxy) serve() {
 		p.mu.Lock()
 		p.conns[in], p.conns[out] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go func() { io.Copy(out, in); out.Close() }()
+		go func() { p.forward(out, in); out.Close() }()
 		go func() { io.Copy(in, out); in.Close() }()
 	}
+}
+
+// forward copies client to server, cutting on cutOn.
+func (p *dropProxy) forward(out, in net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			trigger := p.cutOn != "" && bytes.Contains(buf[:n], []byte(p.cutOn))
+			if trigger {
+				p.cutOn = ""
+			}
+			p.mu.Unlock()
+			if trigger {
+				p.cut(false)
+				return
+			}
+			if _, err := out.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// cutWhen arms a one-shot cut on the next client chunk containing s.
+func (p *dropProxy) cutWhen(s string) {
+	p.mu.Lock()
+	p.cutOn = s
+	p.mu.Unlock()
 }
 
 // cut closes every proxied connection; with down, new ones are refused

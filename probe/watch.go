@@ -40,6 +40,8 @@ const (
 	rescanLimit  = 500
 	// deliveredMemory bounds the tokens remembered against re-delivery.
 	deliveredMemory = 4096
+	// backlogMax bounds the canaries whose cleanup awaits a connection.
+	backlogMax = 1024
 )
 
 // headerSection is BODY.PEEK[HEADER]: the whole header block, without
@@ -118,6 +120,9 @@ type Watcher struct {
 	lastUID     imap.UID
 	delivered   map[string]struct{}
 	order       []string
+	// backlog holds UIDs (under uidValidity) of delivered canaries whose
+	// cleanup was cut off with the connection; the next one retries it.
+	backlog []imap.UID
 }
 
 // NewWatcher returns a watcher; match reports whether a token belongs to a
@@ -284,13 +289,16 @@ func (w *Watcher) session(ctx context.Context) (selected bool, err error) {
 		if w.uidValidity != 0 && sel.UIDValidity != w.uidValidity {
 			w.log.Warn("imap UIDVALIDITY changed; rescanning", "old", w.uidValidity, "new", sel.UIDValidity)
 		}
-		w.uidValidity, w.lastUID = sel.UIDValidity, 0
+		w.uidValidity, w.lastUID, w.backlog = sel.UIDValidity, 0, nil
 		if err := s.rescan(ctx); err != nil {
 			return true, err
 		}
 		if sel.UIDNext > 0 && sel.UIDNext-1 > w.lastUID {
 			w.lastUID = sel.UIDNext - 1
 		}
+	}
+	if err := s.flushCleanup(ctx); err != nil {
+		return true, err
 	}
 	// Mail appended while we were away has UIDs above lastUID: the first
 	// poll finds it.
@@ -480,15 +488,31 @@ func (s *watchSession) process(ctx context.Context, set imap.UIDSet, since time.
 	if len(matched) == 0 || !cleanupOn(w.cfg.Mailbox) {
 		return nil
 	}
-	if err := s.cleanup(matched); err != nil {
-		var ie *imap.Error
-		if !errors.As(err, &ie) {
-			return w.fail(StageCleanup, ctxErr(ctx, err))
-		}
-		// Refused by the server (quota, read-only): the canaries stay, the
-		// watcher goes on.
-		w.log.Warn("imap cleanup refused", "err", err, "count", len(matched))
+	w.backlog = append(w.backlog, matched...)
+	if over := len(w.backlog) - backlogMax; over > 0 {
+		w.backlog = w.backlog[over:]
 	}
+	return s.flushCleanup(ctx)
+}
+
+// flushCleanup cleans up the backlog. A refusal (quota, read-only folder)
+// leaves the canaries in place for good; a broken connection keeps the
+// backlog for the next one (UID commands skip UIDs already gone).
+func (s *watchSession) flushCleanup(ctx context.Context) error {
+	w := s.w
+	if len(w.backlog) == 0 {
+		return nil
+	}
+	err := s.cleanup(w.backlog)
+	var ie *imap.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &ie):
+		w.log.Warn("imap cleanup refused", "err", err, "count", len(w.backlog))
+	default:
+		return w.fail(StageCleanup, ctxErr(ctx, err))
+	}
+	w.backlog = nil
 	return nil
 }
 

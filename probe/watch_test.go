@@ -359,3 +359,42 @@ func TestBackoffBounds(t *testing.T) {
 		}
 	}
 }
+
+// A server that dies mid-command (the cleanup's UID MOVE, then a poll's
+// UID FETCH) costs neither an arrival nor a duplicate, and the interrupted
+// cleanup is finished on the next connection.
+func TestWatcherDropMidCommand(t *testing.T) {
+	ps := startPlain(t, &plainServer{folders: []string{"INBOX", "Trash"}})
+	proxy := newDropProxy(t, ps.addr)
+	mb := mailboxAt(proxy.addr(), "")
+	mb.TLS, mb.Insecure = targets.TLSNone, true
+	c := dialPlain(t, ps)
+	col := newCollector("otp-move", "otp-fetch")
+	wt := NewWatcher(WatchConfig{Mailbox: mb, Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet}, col.match, col.deliver)
+	runWatcher(t, wt)
+	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
+
+	proxy.cutWhen("UID MOVE")
+	appendRaw(t, c, "INBOX", canaryMsg("otp-move"), nil)
+	col.next(t)
+	eventually(t, "interrupted MOVE finished after reconnect", func() bool {
+		return countMessages(t, ps, "INBOX") == 0 && countMessages(t, ps, "Trash") == 1
+	})
+	if wt.State().Reconnects < 1 {
+		t.Fatal("the connection was not cut")
+	}
+
+	eventually(t, "IDLE again", func() bool { return wt.State().Status == WatchIdle })
+	proxy.cutWhen("UID FETCH")
+	appendRaw(t, c, "INBOX", canaryMsg("otp-fetch"), nil)
+	if a := col.next(t); a.Token != "otp-fetch" {
+		t.Fatalf("token = %q", a.Token)
+	}
+	eventually(t, "cleanup", func() bool { return countMessages(t, ps, "Trash") == 2 })
+	if wt.State().Reconnects < 2 {
+		t.Errorf("reconnects = %d, want 2", wt.State().Reconnects)
+	}
+	if col.count("otp-move") != 1 || col.count("otp-fetch") != 1 {
+		t.Errorf("deliveries: move %d, fetch %d; want 1 each", col.count("otp-move"), col.count("otp-fetch"))
+	}
+}
