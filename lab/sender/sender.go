@@ -58,6 +58,7 @@ type Server struct {
 	mu       sync.Mutex // guards the fields below
 	faults   Faults
 	smtpSrv  *smtp.Server // nil while refusing connections
+	ln       net.Listener // smtpSrv's listener
 	closed   bool
 	lossRand *mrand.Rand
 }
@@ -103,13 +104,26 @@ func (s *Server) serve(ln net.Listener) {
 	srv.ReadTimeout = 60 * time.Second
 	srv.WriteTimeout = 60 * time.Second
 	srv.ErrorLog = slogAdapter{s.log}
-	s.smtpSrv = srv
+	s.smtpSrv, s.ln = srv, ln
 	l := &outageListener{Listener: ln, mode: &s.outage}
 	s.wg.Go(func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.log.Error("submission listener stopped", "err", err)
 		}
 	})
+}
+
+// stopListening closes the listener and every open session. The listener
+// is closed here too: go-smtp only closes listeners its Serve has already
+// registered, and Serve may not have started yet. Called with s.mu held.
+func (s *Server) stopListening() error {
+	if s.smtpSrv == nil {
+		return nil
+	}
+	err := s.ln.Close()
+	s.smtpSrv.Close()
+	s.smtpSrv, s.ln = nil, nil
+	return err
 }
 
 // Addr is the submission listener's address, "ip:port".
@@ -153,8 +167,7 @@ func (s *Server) SetFaults(f Faults) error {
 	s.outage.Store(int32(f.Outage))
 	switch {
 	case f.Outage == OutageRefuse && s.smtpSrv != nil:
-		s.smtpSrv.Close()
-		s.smtpSrv = nil
+		s.stopListening()
 	case f.Outage != OutageRefuse && s.smtpSrv == nil:
 		ln, err := net.Listen("tcp", s.addr)
 		if err != nil {
@@ -184,11 +197,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.closed = true
-	var err error
-	if s.smtpSrv != nil {
-		err = s.smtpSrv.Close()
-		s.smtpSrv = nil
-	}
+	err := s.stopListening()
 	s.mu.Unlock()
 	s.cancel()
 	s.queue.close()
