@@ -139,7 +139,7 @@ func (ck Checker) Check(ctx context.Context, r *resolver.Resolver, d Domain) Rep
 		return rep
 	}
 	c := &check{ctx: ctx, ck: ck, rd: newReader(r), r: r, domain: dns.CanonicalName(d.Name)}
-	spfBroken := c.checkSPF(d)
+	spfBroken := c.checkSPF()
 	c.checkDKIM(d)
 	c.checkDMARC(d)
 	c.checkMX()

@@ -226,7 +226,7 @@ type spfWalk struct {
 
 // checkSPF checks the domain's SPF tree and reports whether SPF is broken
 // for every sender.
-func (c *check) checkSPF(d Domain) (broken bool) {
+func (c *check) checkSPF() (broken bool) {
 	w := &spfWalk{c: c}
 	terms, ok := w.record(c.domain, "")
 	if !ok {
@@ -281,7 +281,13 @@ func (w *spfWalk) record(domain, via string) ([]spfTerm, bool) {
 		subject, prefix = "The SPF "+via+" "+strings.TrimSuffix(domain, "."), "spf."+via+"_"
 		owner = subject
 	}
-	permerror := ": receivers return permerror for all mail from " + top + "."
+	// Terms before an include still match, so a broken include fails the
+	// mail that reaches it; a broken record fails all mail.
+	reach := "all mail"
+	if via != "" {
+		reach = "mail that reaches it"
+	}
+	permerror := ": receivers return permerror for " + reach + " from " + top + "."
 	if a.out == found && len(spfRecords(a.txts())) == 1 {
 		terms, err := parseSPF(spfRecords(a.txts())[0])
 		if err == nil {
@@ -296,7 +302,7 @@ func (w *spfWalk) record(domain, via string) ([]spfTerm, bool) {
 	switch {
 	case a.out == tempfail || a.out == otherErr:
 		c.add(SeverityCritical, prefix+"tempfail", domain, a.status(),
-			fmt.Sprintf("%s %s: receivers return temperror for all mail from %s and may defer or junk it.", subject, describe(a), top))
+			fmt.Sprintf("%s %s: receivers return temperror for %s from %s and may defer or junk it.", subject, describe(a), reach, top))
 	case via == "" && (a.out == nxdomain || a.out == nodata):
 		c.add(SeverityCritical, "spf.missing", domain, a.status(),
 			fmt.Sprintf("%s has no SPF record (%s): receivers find no SPF policy, so DMARC relies on DKIM alone.", top, a.status()))
