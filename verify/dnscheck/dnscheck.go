@@ -108,6 +108,23 @@ func (r Report) Cause(check string) (Finding, bool) {
 	return Finding{}, false
 }
 
+// Explain returns the DNS cause of failing verdicts (RFC 8601 result
+// words, "" when unknown) as one sentence naming the record, or "" when
+// the report holds no cause for them. SPF is explained first, then DKIM,
+// then DMARC, since a DMARC failure usually follows from the other two.
+func (r Report) Explain(spf, dkim, dmarc string) string {
+	failing := func(v string) bool { return v != "" && v != "pass" }
+	for _, c := range []struct{ check, verdict string }{{"spf", spf}, {"dkim", dkim}, {"dmarc", dmarc}} {
+		if !failing(c.verdict) {
+			continue
+		}
+		if f, ok := r.Cause(c.check); ok {
+			return f.Message
+		}
+	}
+	return ""
+}
+
 // check carries one domain's run: the reader and the findings so far.
 type check struct {
 	ctx      context.Context

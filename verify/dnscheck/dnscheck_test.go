@@ -278,6 +278,20 @@ func TestCause(t *testing.T) {
 	if _, ok := rep.Cause("dkim.m365"); ok {
 		t.Error("Cause matched a note")
 	}
+
+	for _, tc := range []struct{ spf, dkim, dmarc, want string }{
+		{"temperror", "pass", "pass", "The SPF include spf.protection.outlook.test answers SERVFAIL"},
+		{"pass", "permerror", "fail", "selector1._domainkey.example-bank.test is a CNAME to " + lab.M365SelectorTarget(lab.M365ActiveSelector) + ", which has no TXT record"},
+		{"temperror", "fail", "fail", "The SPF include"},
+		{"pass", "pass", "fail", ""}, // DMARC itself is fine here
+		{"pass", "pass", "pass", ""},
+		{"", "", "", ""},
+	} {
+		got := rep.Explain(tc.spf, tc.dkim, tc.dmarc)
+		if (tc.want == "") != (got == "") || !strings.HasPrefix(got, tc.want) {
+			t.Errorf("Explain(%s, %s, %s) = %q, want prefix %q", tc.spf, tc.dkim, tc.dmarc, got, tc.want)
+		}
+	}
 }
 
 func TestOrgDomainFallback(t *testing.T) {
