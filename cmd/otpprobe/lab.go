@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/otpprobe/otpprobe/lab"
+)
+
+func cmdLab(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "scenarios":
+			for _, s := range lab.Scenarios() {
+				fmt.Fprintf(stdout, "%-26s %s\n", s.Name, s.Description)
+			}
+			return exitOK
+		case "serve":
+			return cmdLabServe(ctx, args[1:], stdout, stderr)
+		}
+	}
+	return cmdLabDemo(ctx, args, stdout, stderr)
+}
+
+// scenarioList parses --scenario: one name or several joined by commas.
+func scenarioList(s string) ([]string, error) {
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if _, err := lab.LookupScenario(name); err != nil {
+			return nil, err
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// labWorld starts a world with the scenarios applied and its control API
+// listening; stop releases everything.
+func labWorld(ctx context.Context, scenarios []string, dir string, logger *slog.Logger) (w *lab.World, control string, stop func(), err error) {
+	w, err = lab.Start(ctx, lab.Options{Logger: logger, Dir: dir})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	for _, s := range scenarios {
+		if err := w.Apply(s); err != nil {
+			w.Close()
+			return nil, "", nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		w.Close()
+		return nil, "", nil, err
+	}
+	srv := &http.Server{Handler: w.ControlHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	stop = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		w.Close()
+	}
+	return w, "http://" + ln.Addr().String(), stop, nil
+}
+
+func cmdLabServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("lab serve", stderr)
+	scenario := fs.String("scenario", lab.Healthy, "scenario(s) to apply at start, comma-separated")
+	endpointsFile := fs.String("endpoints-file", "", "write the endpoints JSON here (atomically) instead of stdout")
+	dir := fs.String("dir", "", "directory for the lab CA file (default: a temporary directory)")
+	verbose := fs.Bool("v", false, "log the world's activity to stderr")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	names, err := scenarioList(*scenario)
+	if err != nil {
+		fmt.Fprintf(stderr, "otpprobe lab serve: %v\n", err)
+		return exitUsage
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	w, control, stop, err := labWorld(ctx, names, *dir, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "otpprobe lab serve: %v\n", err)
+		return exitRuntime
+	}
+	defer stop()
+	ep := w.Endpoints()
+	ep.Control = control
+	if *endpointsFile != "" {
+		if err := ep.WriteFile(*endpointsFile); err != nil {
+			fmt.Fprintf(stderr, "otpprobe lab serve: %v\n", err)
+			return exitRuntime
+		}
+		fmt.Fprintf(stderr, "lab world running (scenario %s); endpoints in %s; control %s; Ctrl-C stops it\n",
+			strings.Join(w.Applied(), ","), *endpointsFile, control)
+	} else if err := writeIndentedJSON(stdout, ep); err != nil {
+		return exitRuntime
+	}
+	<-ctx.Done()
+	return exitOK
+}
+
+// cmdLabDemo starts a world, points the prober at it through a generated
+// config and runs the prober continuously (the demo) or once.
+func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("lab", stderr)
+	scenario := fs.String("scenario", lab.Healthy, "scenario(s) to apply at start, comma-separated")
+	listen := fs.String("listen", "127.0.0.1:8080", "HTTP address for metrics and the API")
+	endpointsFile := fs.String("endpoints-file", "", "also write the world's endpoints JSON here")
+	schedule := fs.String("schedule", "", "override every probe's schedule (e.g. '@every 3s')")
+	once := fs.Bool("once", false, "run every probe once, print outcomes and exit like 'otpprobe once'")
+	format := fs.String("format", "table", "with --once: table or json")
+	deadline := fs.Duration("deadline", 0, "with --once: override every probe's deadline")
+	dir := fs.String("dir", "", "directory for the generated config, CA and database (default: temporary)")
+	verbose := fs.Bool("v", false, "with --once: log progress to stderr")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	names, err := scenarioList(*scenario)
+	if err != nil {
+		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
+		return exitUsage
+	}
+	if *format != "table" && *format != "json" {
+		fmt.Fprintf(stderr, "otpprobe lab: --format must be table or json, got %q\n", *format)
+		return exitUsage
+	}
+	workDir := *dir
+	if workDir == "" {
+		d, err := os.MkdirTemp("", "otpprobe-lab-")
+		if err != nil {
+			fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
+			return exitRuntime
+		}
+		defer os.RemoveAll(d)
+		workDir = d
+	}
+	logger := stderrLogger(stderr, *verbose)
+	if !*once {
+		logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	}
+	w, control, stop, err := labWorld(ctx, names, workDir, logger.With("component", "lab"))
+	if err != nil {
+		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
+		return exitRuntime
+	}
+	defer stop()
+	ep := w.Endpoints()
+	ep.Control = control
+	if *endpointsFile != "" {
+		if err := ep.WriteFile(*endpointsFile); err != nil {
+			fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
+			return exitRuntime
+		}
+	}
+	cfgPath, err := ep.WriteConfig(lab.ConfigOptions{Dir: workDir, Schedule: *schedule, Listen: *listen})
+	if err != nil {
+		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
+		return exitRuntime
+	}
+	cfg, code := loadConfig(cfgPath, "lab", stderr)
+	if cfg == nil {
+		return code
+	}
+	if *once {
+		return runOnce(ctx, cfg, onceOptions{format: *format, deadline: *deadline, logger: logger}, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "otpprobe lab: world up (scenario %s), control %s, config %s, metrics http://%s/metrics\n",
+		strings.Join(w.Applied(), ","), control, cfgPath, *listen)
+	return runDaemon(ctx, cfg, logger, stderr)
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/reports/metrics"
+	"github.com/otpprobe/otpprobe/reports/store"
+	"github.com/otpprobe/otpprobe/targets"
+)
+
+// prober is the assembled product: store, metrics, engine.
+type prober struct {
+	cfg     *targets.Config
+	store   *store.SQLite
+	metrics *metrics.Metrics
+	engine  *probe.Engine
+}
+
+// openProber opens the store and builds the engine; start it with
+// engine.Start. close releases the store.
+func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (*prober, error) {
+	st, err := store.OpenSQLite(ctx, cfg.Store.Path)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	m := metrics.New(cfg.Agent)
+	eng, err := probe.New(cfg, probe.Options{
+		Store: st, Logger: logger,
+		Observers: []func(*probe.Attempt){m.ObserveAttempt},
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &prober{cfg: cfg, store: st, metrics: m, engine: eng}, nil
+}
+
+func (p *prober) close() { p.store.Close() }
+
+// serveHTTP serves /metrics, /healthz and the API on addr until ctx ends.
+func (p *prober) serveHTTP(ctx context.Context, addr string, logger *slog.Logger) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("http.listen %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", p.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+			logger.Error("http server stopped", "err", err)
+		}
+	}()
+	context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	})
+	return ln.Addr().String(), nil
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/targets"
+)
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("run", stderr)
+	path := fs.String("config", "", "config file (required)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	cfg, code := loadConfig(*path, "run", stderr)
+	if cfg == nil {
+		return code
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	return runDaemon(ctx, cfg, logger, stderr)
+}
+
+// runDaemon runs the scheduler, watchers and HTTP server until ctx ends.
+// Attempts in flight stay pending in the store and are resumed next start.
+func runDaemon(ctx context.Context, cfg *targets.Config, logger *slog.Logger, stderr io.Writer) int {
+	p, err := openProber(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
+		return exitRuntime
+	}
+	defer p.close()
+	addr, err := p.serveHTTP(ctx, cfg.HTTP.Listen, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
+		return exitRuntime
+	}
+	sched, err := probe.NewScheduler(p.engine, 2*time.Second, p.metrics.SkippedRun)
+	if err != nil {
+		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
+		return exitUsage
+	}
+	if err := p.engine.Start(ctx); err != nil {
+		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
+		return exitRuntime
+	}
+	logger.Info("otpprobe running", "http", addr, "probes", len(cfg.Probes), "agent", cfg.Agent)
+	sched.Start(ctx) // returns after ctx ends and running rounds finished
+	logger.Info("otpprobe stopped")
+	return exitOK
+}
+
+func stderrLogger(stderr io.Writer, verbose bool) *slog.Logger {
+	if !verbose {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(stderr, nil))
+}

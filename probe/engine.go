@@ -1,0 +1,303 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/otpprobe/otpprobe/targets"
+)
+
+// Options configure an Engine.
+type Options struct {
+	Store  Store
+	Logger *slog.Logger
+	// Observers are told about every attempt that reaches a final outcome
+	// (metrics, SLOs, alerts, failover). They run on the engine's goroutine
+	// and must not block.
+	Observers []func(*Attempt)
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+	// SweepEvery is how often deadlines are checked (default 1s).
+	SweepEvery time.Duration
+}
+
+// Engine runs probes: it creates attempts, sends canaries, holds the
+// watchers and decides outcomes. One Engine per process.
+type Engine struct {
+	cfg      *targets.Config
+	opts     Options
+	log      *slog.Logger
+	senders  map[string]*Sender
+	watchers map[string][]*Watcher // by mailbox name
+
+	mu      sync.Mutex
+	live    map[string]*liveAttempt // by token: not final yet
+	waiters map[string]chan struct{}
+	started bool
+}
+
+// liveAttempt is an attempt in flight. An arrival can overtake the send's
+// final reply, so the outcome is decided once both are known.
+type liveAttempt struct {
+	a       *Attempt
+	sending bool // a submission is in progress in this process
+	arrival *arrivalAt
+}
+
+type arrivalAt struct {
+	Arrival
+	role string // "inbox" or "spam"
+}
+
+// New builds an engine for cfg. It does not start anything.
+func New(cfg *targets.Config, opts Options) (*Engine, error) {
+	if opts.Store == nil {
+		return nil, errors.New("probe engine: no store")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SweepEvery == 0 {
+		opts.SweepEvery = time.Second
+	}
+	e := &Engine{
+		cfg: cfg, opts: opts, log: opts.Logger,
+		senders:  map[string]*Sender{},
+		watchers: map[string][]*Watcher{},
+		live:     map[string]*liveAttempt{},
+		waiters:  map[string]chan struct{}{},
+	}
+	for _, s := range cfg.Senders {
+		snd, err := NewSender(s, credentials(s.Auth))
+		if err != nil {
+			return nil, fmt.Errorf("sender %s: %w", s.Name, err)
+		}
+		e.senders[s.Name] = snd
+	}
+	for _, name := range e.watchedMailboxes() {
+		mb, _ := cfg.Mailbox(name)
+		for _, role := range []string{RoleInbox, RoleSpam} {
+			folder := "INBOX"
+			if role == RoleSpam {
+				folder = FolderJunk
+			}
+			role := role
+			w := NewWatcher(WatchConfig{Mailbox: *mb, Folder: folder, Creds: credentials(mb.Auth),
+				Logger: e.log.With("mailbox", mb.Name, "folder", folder)},
+				e.isLive, func(ar Arrival) { e.onArrival(role, ar) })
+			e.watchers[name] = append(e.watchers[name], w)
+		}
+	}
+	return e, nil
+}
+
+// Outcome folders.
+const (
+	RoleInbox = "inbox"
+	RoleSpam  = "spam"
+)
+
+// watchedMailboxes are the mailboxes any probe sends to.
+func (e *Engine) watchedMailboxes() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range e.cfg.Probes {
+		for _, m := range p.Mailboxes {
+			if !seen[m] {
+				seen[m] = true
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// credentials adapts a config's auth block to the clients' callback.
+func credentials(a targets.Auth) Credentials {
+	return func(ctx context.Context) (string, string, error) {
+		secret, err := a.Secret(ctx)
+		return a.Username, secret, err
+	}
+}
+
+// Start resumes pending attempts from the store and starts the watchers and
+// the deadline sweeper; they run until ctx is done.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return errors.New("probe engine: already started")
+	}
+	e.started = true
+	e.mu.Unlock()
+
+	pending, err := e.opts.Store.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("resume pending attempts: %w", err)
+	}
+	e.mu.Lock()
+	for _, a := range pending {
+		// A pending attempt without SubmittedAt was interrupted mid-send: the
+		// server may or may not have accepted it, so it is still watched.
+		e.live[a.Token] = &liveAttempt{a: a}
+		e.waiters[a.ID] = make(chan struct{})
+	}
+	e.mu.Unlock()
+	if len(pending) > 0 {
+		e.log.Info("resumed pending attempts", "count", len(pending))
+	}
+	for _, ws := range e.watchers {
+		for _, w := range ws {
+			go func() {
+				if err := w.Run(ctx); err != nil && ctx.Err() == nil {
+					e.log.Error("watcher stopped", "err", err)
+				}
+			}()
+		}
+	}
+	go e.sweep(ctx)
+	return nil
+}
+
+// Round runs one round of probe p: an attempt per sender × mailbox, each
+// stored pending before its canary is sent. It returns once every canary was
+// submitted (or failed); outcomes follow as the watchers see mail.
+func (e *Engine) Round(ctx context.Context, probeName string) ([]*Attempt, error) {
+	p, ok := findProbe(e.cfg, probeName)
+	if !ok {
+		return nil, fmt.Errorf("unknown probe %q", probeName)
+	}
+	var attempts []*Attempt
+	for _, sname := range p.Senders {
+		s, _ := e.cfg.Sender(sname)
+		for _, mname := range p.Mailboxes {
+			mb, _ := e.cfg.Mailbox(mname)
+			a, err := NewAttempt(e.opts.Now(), p.Name, s.Name, s.From, mb.Name, mb.Provider, p.Deadline, p.LatencySLO)
+			if err != nil {
+				return attempts, err
+			}
+			if err := e.opts.Store.Create(ctx, a); err != nil {
+				return attempts, fmt.Errorf("store attempt: %w", err)
+			}
+			e.mu.Lock()
+			e.live[a.Token] = &liveAttempt{a: a, sending: true}
+			e.waiters[a.ID] = make(chan struct{})
+			e.mu.Unlock()
+			attempts = append(attempts, a)
+		}
+	}
+	var wg sync.WaitGroup
+	for _, a := range attempts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.send(ctx, p, a)
+		}()
+	}
+	wg.Wait()
+	return attempts, nil
+}
+
+// send submits one canary and records the submission's result.
+func (e *Engine) send(ctx context.Context, p targets.Probe, a *Attempt) {
+	s, _ := e.cfg.Sender(a.Sender)
+	mb, _ := e.cfg.Mailbox(a.Mailbox)
+	subject, body, err := p.Render(a.Code, a.Token)
+	var msg []byte
+	if err == nil {
+		msg, err = Compose(a, Canary{From: s.From, To: mb.Address, Subject: subject, Body: body}, e.opts.Now())
+	}
+	if err != nil {
+		e.finishSend(ctx, a, nil, &SendError{Stage: "compose", Err: err})
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, sendTimeout(p))
+	defer cancel()
+	res, err := e.senders[a.Sender].Send(sctx, s.EnvelopeFrom, []string{mb.Address}, msg)
+	e.finishSend(ctx, a, res, err)
+	for _, w := range e.watchers[a.Mailbox] {
+		w.Poke()
+	}
+}
+
+// sendTimeout bounds one submission: a minute, or the probe's deadline if
+// that is shorter.
+func sendTimeout(p targets.Probe) time.Duration {
+	if p.Deadline > 0 && p.Deadline < time.Minute {
+		return p.Deadline
+	}
+	return time.Minute
+}
+
+func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, err error) {
+	e.mu.Lock()
+	la := e.live[a.Token]
+	if la == nil { // already decided (cannot normally happen)
+		e.mu.Unlock()
+		return
+	}
+	la.sending = false
+	if err != nil && la.arrival == nil {
+		delete(e.live, a.Token)
+		a.Outcome = OutcomeSendFailed
+		var se *SendError
+		if errors.As(err, &se) {
+			a.SMTP = SMTPResult{Stage: se.Stage, Code: se.Code, Enhanced: se.Enhanced, Reply: se.Error()}
+			a.Transcript = se.Transcript
+		} else {
+			a.SMTP = SMTPResult{Stage: "send", Reply: err.Error()}
+		}
+		e.mu.Unlock()
+		e.finalize(ctx, a)
+		return
+	}
+	if err == nil {
+		a.SubmittedAt = res.SubmittedAt.UTC().Truncate(time.Millisecond)
+		a.SMTP = SMTPResult{Code: 250, Reply: res.Reply}
+		a.Transcript = res.Transcript
+	} // else: the reply was lost but the canary arrived; the arrival decides
+	if arr := la.arrival; arr != nil {
+		delete(e.live, a.Token)
+		e.mu.Unlock()
+		e.decideArrival(ctx, a, arr)
+		return
+	}
+	e.mu.Unlock()
+	if err := e.opts.Store.Update(ctx, a); err != nil {
+		e.log.Error("store submitted attempt", "id", a.ID, "err", err)
+	}
+}
+
+// isLive tells the watchers whether a token belongs to an attempt in flight;
+// other mail is never touched.
+func (e *Engine) isLive(token string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.live[token] != nil
+}
+
+func (e *Engine) onArrival(role string, ar Arrival) {
+	ctx := context.Background()
+	e.mu.Lock()
+	la := e.live[ar.Token]
+	if la == nil || la.arrival != nil { // unknown, decided, or a duplicate copy
+		e.mu.Unlock()
+		return
+	}
+	arr := &arrivalAt{Arrival: ar, role: role}
+	if la.sending { // the final 250 is still on its way; finishSend decides
+		la.arrival = arr
+		e.mu.Unlock()
+		return
+	}
+	delete(e.live, ar.Token)
+	e.mu.Unlock()
+	e.decideArrival(ctx, la.a, arr)
+}

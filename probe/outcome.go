@@ -1,0 +1,124 @@
+package probe
+
+import (
+	"context"
+	"net/mail"
+	"strings"
+	"time"
+
+	"bufio"
+	"bytes"
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/otpprobe/otpprobe/verify"
+)
+
+// decideArrival records where and when the canary arrived and what the
+// receiver said about it, then finalizes the attempt.
+func (e *Engine) decideArrival(ctx context.Context, a *Attempt, arr *arrivalAt) {
+	a.SeenAt = arr.SeenAt.UTC().Truncate(time.Millisecond)
+	a.Folder = arr.Folder
+	a.InternalDate = arr.InternalDate.UTC()
+	a.Header = string(arr.Header)
+	a.Outcome = OutcomeInbox
+	if arr.role == RoleSpam {
+		a.Outcome = OutcomeSpam
+	}
+	if !a.SubmittedAt.IsZero() && a.LatencySLO > 0 && a.SeenAt.Sub(a.SubmittedAt) > a.LatencySLO {
+		a.Late = true
+	}
+	mb, _ := e.cfg.Mailbox(a.Mailbox)
+	if h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(arr.Header))); err == nil {
+		a.ReceivedAt = topReceivedAt(h)
+		a.Verdicts = verify.Summarize(h, mb.AuthservID)
+	} else {
+		e.log.Warn("unreadable canary header", "id", a.ID, "err", err)
+	}
+	e.finalize(ctx, a)
+}
+
+// topReceivedAt is the timestamp of the topmost Received header: when the
+// provider's last hop took the message.
+func topReceivedAt(h textproto.Header) time.Time {
+	v := h.Get("Received")
+	i := strings.LastIndexByte(v, ';')
+	if i < 0 {
+		return time.Time{}
+	}
+	t, err := mail.ParseDate(strings.TrimSpace(v[i+1:]))
+	if err != nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// finalize stores a decided attempt, wakes waiters and tells observers.
+func (e *Engine) finalize(ctx context.Context, a *Attempt) {
+	if err := e.opts.Store.Update(context.WithoutCancel(ctx), a); err != nil {
+		e.log.Error("store attempt outcome", "id", a.ID, "err", err)
+	}
+	e.log.Info("attempt finished", "id", a.ID, "probe", a.Probe, "sender", a.Sender, "mailbox", a.Mailbox,
+		"outcome", string(a.Outcome), "late", a.Late, "latency_ms", a.Latency().Milliseconds(),
+		"spf", a.Verdicts.SPF, "dkim", a.Verdicts.DKIM, "dmarc", a.Verdicts.DMARC)
+	e.mu.Lock()
+	if ch := e.waiters[a.ID]; ch != nil {
+		close(ch)
+		delete(e.waiters, a.ID)
+	}
+	e.mu.Unlock()
+	for _, o := range e.opts.Observers {
+		o(a)
+	}
+}
+
+// sweep decides attempts whose deadline passed: lost, or, for an attempt
+// resumed after the prober stopped mid-submission, send_failed.
+func (e *Engine) sweep(ctx context.Context) {
+	t := time.NewTicker(e.opts.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := e.opts.Now()
+		var expired []*Attempt
+		e.mu.Lock()
+		for tok, la := range e.live {
+			if la.sending || la.arrival != nil || now.Before(la.a.Deadline) {
+				continue
+			}
+			delete(e.live, tok)
+			expired = append(expired, la.a)
+		}
+		e.mu.Unlock()
+		for _, a := range expired {
+			if a.SubmittedAt.IsZero() {
+				a.Outcome = OutcomeSendFailed
+				a.SMTP = SMTPResult{Stage: "interrupted", Reply: "otpprobe stopped during the submission and the canary never arrived"}
+			} else {
+				a.Outcome = OutcomeLost
+			}
+			e.finalize(ctx, a)
+		}
+	}
+}
+
+// Wait blocks until every attempt in ids has a final outcome or ctx ends.
+func (e *Engine) Wait(ctx context.Context, ids ...string) error {
+	for _, id := range ids {
+		e.mu.Lock()
+		ch := e.waiters[id]
+		e.mu.Unlock()
+		if ch == nil {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
