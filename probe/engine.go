@@ -19,6 +19,10 @@ type Options struct {
 	// (metrics, SLOs, alerts, failover). They run on the engine's goroutine
 	// and must not block.
 	Observers []func(*Attempt)
+	// Enrichers add evidence to a decided attempt before it is stored and
+	// published: a DKIM re-check, a DNS diagnosis. They run in order and
+	// may block briefly (they get the engine's context).
+	Enrichers []func(ctx context.Context, a *Attempt)
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 	// SweepEvery is how often deadlines are checked (default 1s).

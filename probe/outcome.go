@@ -54,6 +54,9 @@ func topReceivedAt(h textproto.Header) time.Time {
 
 // finalize stores a decided attempt, wakes waiters and tells observers.
 func (e *Engine) finalize(ctx context.Context, a *Attempt) {
+	for _, enrich := range e.opts.Enrichers {
+		enrich(ctx, a)
+	}
 	if err := e.opts.Store.Update(context.WithoutCancel(ctx), a); err != nil {
 		e.log.Error("store attempt outcome", "id", a.ID, "err", err)
 	}
