@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/mail"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 	"github.com/otpprobe/otpprobe/lab"
+	"github.com/otpprobe/otpprobe/lab/dnsserver"
 	"github.com/otpprobe/otpprobe/lab/sender"
 )
 
@@ -190,5 +194,55 @@ func TestRelayVerifiesTLS(t *testing.T) {
 	}
 	if !strings.Contains(w.logs.String(), "stage=tls") && !strings.Contains(w.logs.String(), "relay tls") {
 		t.Errorf("deferral not attributed to TLS; logs:\n%s", w.logs.String())
+	}
+}
+
+// TestRelayDefersOnDNSFailure: SERVFAIL for the recipient domain defers;
+// once DNS answers again the message goes out.
+func TestRelayDefersOnDNSFailure(t *testing.T) {
+	w := newWorld(t)
+	gmail := w.mx("gmail.test", "gmail-smtp-in.l.google.test", lab.GmailIP)
+	w.dns.SetFault("gmail.test", dnsserver.FaultServfail)
+	s := w.sender(nil)
+	if _, err := send(w.submitClient(s), lab.OTPFrom, []string{"seed@gmail.test"}, canary("dns", "seed@gmail.test")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a deferral", func() bool { return s.Stats().Deferred > 0 })
+	w.dns.SetFault("gmail.test", dnsserver.FaultNone)
+	gmail.wait(t, 1)
+	if s.Stats().Bounced != 0 {
+		t.Error("a DNS SERVFAIL bounced the message")
+	}
+}
+
+// TestCloseDoesNotHangOnSilentMX: an MX that accepts TCP and never speaks
+// must not keep Close waiting (the attempt's connection is closed).
+func TestCloseDoesNotHangOnSilentMX(t *testing.T) {
+	w := newWorld(t)
+	w.dnsAdd("silent.test. 300 IN MX 10 mx.silent.test.", "mx.silent.test. 300 IN A 127.0.0.24")
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.24", strconv.Itoa(w.port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	s := w.sender(nil)
+	if _, err := send(w.submitClient(s), lab.OTPFrom, []string{"u@silent.test"}, canary("silent", "u@silent.test")); err != nil {
+		t.Fatal(err)
+	}
+	c := <-accepted
+	defer c.Close()
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second): // hang guard
+		t.Fatal("Close blocked on an in-flight delivery")
 	}
 }
