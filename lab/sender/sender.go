@@ -164,15 +164,18 @@ func (s *Server) SetFaults(f Faults) error {
 	if s.closed {
 		return fmt.Errorf("sender %s: closed", s.cfg.Name)
 	}
-	s.outage.Store(int32(f.Outage))
-	switch {
-	case f.Outage == OutageRefuse && s.smtpSrv != nil:
-		s.stopListening()
-	case f.Outage != OutageRefuse && s.smtpSrv == nil:
-		ln, err := net.Listen("tcp", s.addr)
-		if err != nil {
+	var ln net.Listener
+	if f.Outage != OutageRefuse && s.smtpSrv == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.addr); err != nil {
 			return fmt.Errorf("sender %s: reopen %s: %w", s.cfg.Name, s.addr, err)
 		}
+	}
+	s.outage.Store(int32(f.Outage)) // before reopening: no session slips through a 421 outage
+	if f.Outage == OutageRefuse && s.smtpSrv != nil {
+		s.stopListening()
+	}
+	if ln != nil {
 		s.serve(ln)
 	}
 	if f != s.faults {
