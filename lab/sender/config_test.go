@@ -12,6 +12,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/otpprobe/otpprobe/lab"
 	"github.com/otpprobe/otpprobe/lab/sender"
+	"github.com/otpprobe/otpprobe/verify/resolver"
 )
 
 func TestConfigErrorsNameTheField(t *testing.T) {
@@ -89,3 +90,6 @@ func TestDKIMRecordEd25519(t *testing.T) {
 		t.Errorf("RSA record %q, %v", rsaRec, err)
 	}
 }
+
+// The lab wires verify/resolver into the senders.
+var _ sender.Resolver = (*resolver.Resolver)(nil)

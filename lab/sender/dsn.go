@@ -117,7 +117,11 @@ func (s *Server) humanReport(failed []rcptStatus) string {
 		}
 		fmt.Fprintf(&b, "\r\nDiagnostic information for administrators:\r\n\r\nGenerating server: %s\r\n\r\n", s.cfg.Hostname)
 		for _, f := range failed {
-			fmt.Fprintf(&b, "%s\r\n%s\r\nRemote server returned '%s'\r\n\r\n", f.rcpt, f.err.RemoteMTA, f.err.summary())
+			fmt.Fprintf(&b, "%s\r\n", f.rcpt)
+			if f.err.RemoteMTA != "" {
+				fmt.Fprintf(&b, "%s\r\n", f.err.RemoteMTA)
+			}
+			fmt.Fprintf(&b, "Remote server returned '%s'\r\n\r\n", f.err.summary())
 		}
 		return b.String()
 	}
