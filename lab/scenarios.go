@@ -48,13 +48,13 @@ var scenarios = []Scenario{
 			return w.dns.Set(CustomerDomain+".", dns.TypeTXT, txt(CustomerDomain,
 				"v=spf1 include:"+MarketingInclude+" include:"+M365SPFInclude+" include:"+BackupSPFInclude+" -all"))
 		}},
-	{"m365-outage", "the M365 submission service refuses connections",
-		func(w *World) error {
-			return w.setSenderFault(SenderM365, func(f *sender.Faults) { f.Outage = sender.OutageRefuse })
-		}},
-	{"m365-outage-421", "the M365 submission service greets with 421 4.3.2 and hangs up",
+	{"m365-outage", "the M365 submission service greets with 421 4.3.2 Service not available and hangs up",
 		func(w *World) error {
 			return w.setSenderFault(SenderM365, func(f *sender.Faults) { f.Outage = sender.Outage421 })
+		}},
+	{"m365-outage-refused", "the M365 submission service refuses TCP connections",
+		func(w *World) error {
+			return w.setSenderFault(SenderM365, func(f *sender.Faults) { f.Outage = sender.OutageRefuse })
 		}},
 	{"backup-outage", "the backup relay refuses connections",
 		func(w *World) error {

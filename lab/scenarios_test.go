@@ -87,7 +87,7 @@ var scenarioTable = []struct {
 		same(want{result: "inbox", spf: "permerror", dkim: "pass", dmarc: "pass"}),
 		same(want{result: "inbox", spf: "permerror", dkim: "pass", dmarc: "pass"})},
 	{"m365-outage", same(want{result: "refused"}), same(pass3)},
-	{"m365-outage-421", same(want{result: "refused"}), same(pass3)},
+	{"m365-outage-refused", same(want{result: "refused"}), same(pass3)},
 	{"backup-outage", same(pass3), same(want{result: "refused"})},
 	{"provider-greylist", same(pass3), same(pass3)}, // outlook's copies arrive on the retry
 	{"provider-delay", same(pass3), same(pass3)},    // yahoo's copies arrive ProviderDelay late

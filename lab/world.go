@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -34,6 +35,9 @@ type Options struct {
 	RetryInterval, RetryExpiry time.Duration
 	// ProviderDelay is how long provider-delay holds yahoo's deliveries.
 	ProviderDelay time.Duration
+	// LossSource drives the flaky scenario's losses; tests seed it to make
+	// them reproducible. Default: random.
+	LossSource mrand.Source
 }
 
 // World is a running mail world. Start it, read Endpoints, Apply scenarios,
@@ -230,7 +234,7 @@ func (w *World) startSender(name, ip, host, helo, selector string, style sender.
 		return err
 	}
 	pw := randomSecret()
-	s, err := sender.Start(sender.Config{
+	cfg := sender.Config{
 		Name:              name,
 		ListenAddr:        net.JoinHostPort(ip, "0"),
 		SourceIP:          ip,
@@ -248,7 +252,11 @@ func (w *World) startSender(name, ip, host, helo, selector string, style sender.
 		RetryExpiry:       w.opts.RetryExpiry,
 		MaxMessageBytes:   10 << 20,
 		Logger:            w.log.With("component", "sender", "sender", name),
-	})
+	}
+	if name == SenderM365 { // only M365 is ever flaky
+		cfg.LossSource = w.opts.LossSource
+	}
+	s, err := sender.Start(cfg)
 	if err != nil {
 		return fmt.Errorf("lab sender %s: %w", name, err)
 	}
