@@ -28,6 +28,14 @@ type Config struct {
 	Bounces string `yaml:"bounces"`
 	Store   Store  `yaml:"store"`
 	HTTP    HTTP   `yaml:"http"`
+	// Routes, SLOs and Alerts are what the results drive: failover between
+	// senders, delivery objectives and notifications (routes.go, slos.go,
+	// alerts.go).
+	Routes []Route `yaml:"routes"`
+	SLOs   []SLO   `yaml:"slos"`
+	Alerts Alerts  `yaml:"alerts"`
+	// DNSChecks schedules the DNS posture checks (dnschecks.go).
+	DNSChecks DNSChecks `yaml:"dns_checks"`
 }
 
 // TLS modes for Sender.TLS and Mailbox.TLS.

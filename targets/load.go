@@ -71,6 +71,9 @@ func Parse(data []byte, baseDir string) (*Config, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	if err := c.checkReporting(baseDir); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 

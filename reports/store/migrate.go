@@ -80,6 +80,8 @@ var sqliteMigrations = []migration{
 		`CREATE INDEX attempts_mailbox_created_at ON attempts (mailbox, created_at)`,
 		`CREATE INDEX attempts_outcome_created_at ON attempts (outcome, created_at)`,
 	)},
+	{2, "routes_and_alert_outbox", migrateRoutesAndOutbox},
+	dnsSnapshotsMigration,
 }
 
 // ErrSchemaTooNew means the database was migrated by a newer otpprobe.

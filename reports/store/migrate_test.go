@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -92,8 +93,8 @@ func TestMigrateNextVersion(t *testing.T) {
 	s.Close()
 
 	cur := len(sqliteMigrations)
-	next := append(sqliteMigrations[:cur:cur], migration{cur + 1, "route_transitions", execAll(
-		`CREATE TABLE route_transitions (
+	next := append(sqliteMigrations[:cur:cur], migration{cur + 1, "example_next", execAll(
+		`CREATE TABLE example_next (
 			route TEXT NOT NULL, at INTEGER NOT NULL, state TEXT NOT NULL,
 			evidence TEXT NOT NULL REFERENCES attempts(id)
 		) STRICT`,
@@ -116,7 +117,7 @@ func TestMigrateNextVersion(t *testing.T) {
 	db.Close()
 
 	// This build refuses the newer file instead of misreading it.
-	if _, err := OpenSQLite(ctx, path); !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "version 2, this build knows 1") {
+	if _, err := OpenSQLite(ctx, path); !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), fmt.Sprintf("version %d, this build knows %d", cur+1, cur)) {
 		t.Fatalf("OpenSQLite of a newer schema: %v", err)
 	}
 
@@ -156,8 +157,8 @@ func TestMigrateFailureRollsBack(t *testing.T) {
 	)})
 	db := openRaw(t, path)
 	err := migrate(ctx, db, bad)
-	if err == nil || !strings.Contains(err.Error(), "migration 2 (half_done)") {
-		t.Fatalf("migrate: %v, want an error naming migration 2 (half_done)", err)
+	if want := fmt.Sprintf("migration %d (half_done)", cur+1); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("migrate: %v, want an error naming %s", err, want)
 	}
 	if got := versions(t, db); len(got) != cur {
 		t.Fatalf("versions after a failed migration: %v", got)

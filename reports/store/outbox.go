@@ -1,0 +1,204 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// AlertRecord is the state of one alert, keyed by its fingerprint, so that
+// deduplication (a firing alert is notified once) survives a restart.
+type AlertRecord struct {
+	Key         string
+	Name        string
+	Status      string // firing | resolved
+	Labels      map[string]string
+	Annotations map[string]string
+	Evidence    []string
+	StartsAt    time.Time
+	EndsAt      time.Time // zero while firing
+}
+
+// OutboxEntry is one notification to deliver to one notifier. It is
+// stored in the same transaction as the change it reports and removed from
+// the queue only once the notifier accepted it.
+type OutboxEntry struct {
+	ID        int64
+	Notifier  string // the notifier's name, e.g. "webhook:ops"
+	Kind      string // alert | transition
+	Payload   []byte // JSON, the notifier's input
+	CreatedAt time.Time
+	NextAt    time.Time // not before
+	Tries     int
+	LastError string
+}
+
+// SaveAlert stores a's state and queues out in one transaction.
+func (s *SQLite) SaveAlert(ctx context.Context, a AlertRecord, out []OutboxEntry) error {
+	labels, err := json.Marshal(orEmpty(a.Labels))
+	if err != nil {
+		return err
+	}
+	ann, err := json.Marshal(orEmpty(a.Annotations))
+	if err != nil {
+		return err
+	}
+	ev, err := jsonList(a.Evidence)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, "save alert "+a.Name, func(tx *sql.Tx) error {
+		now := s.now().UnixMilli()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts (key, name, status, labels, annotations, evidence,
+			starts_at, ends_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET name = excluded.name, status = excluded.status, labels = excluded.labels,
+			annotations = excluded.annotations, evidence = excluded.evidence, starts_at = excluded.starts_at,
+			ends_at = excluded.ends_at, updated_at = excluded.updated_at`,
+			a.Key, a.Name, a.Status, string(labels), string(ann), ev, a.StartsAt.UnixMilli(), millis(a.EndsAt), now); err != nil {
+			return err
+		}
+		return enqueue(ctx, tx, now, out)
+	})
+}
+
+// FiringAlerts returns the alerts whose last state is firing.
+func (s *SQLite) FiringAlerts(ctx context.Context) ([]AlertRecord, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT key, name, status, labels, annotations, evidence, starts_at, ends_at
+		FROM alerts WHERE status = 'firing' ORDER BY starts_at`)
+	if err != nil {
+		return nil, fmt.Errorf("store: firing alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []AlertRecord
+	for rows.Next() {
+		var a AlertRecord
+		var labels, ann, ev string
+		var starts int64
+		var ends sql.NullInt64
+		if err := rows.Scan(&a.Key, &a.Name, &a.Status, &labels, &ann, &ev, &starts, &ends); err != nil {
+			return nil, fmt.Errorf("store: firing alerts: %w", err)
+		}
+		if err := json.Unmarshal([]byte(labels), &a.Labels); err != nil {
+			return nil, fmt.Errorf("store: alert %q labels: %w", a.Key, err)
+		}
+		if err := json.Unmarshal([]byte(ann), &a.Annotations); err != nil {
+			return nil, fmt.Errorf("store: alert %q annotations: %w", a.Key, err)
+		}
+		if err := json.Unmarshal([]byte(ev), &a.Evidence); err != nil {
+			return nil, fmt.Errorf("store: alert %q evidence: %w", a.Key, err)
+		}
+		a.StartsAt, a.EndsAt = time.UnixMilli(starts).UTC(), fromMillis(ends)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: firing alerts: %w", err)
+	}
+	return out, nil
+}
+
+// Enqueue queues notifications on their own.
+func (s *SQLite) Enqueue(ctx context.Context, out []OutboxEntry) error {
+	return s.tx(ctx, "enqueue notifications", func(tx *sql.Tx) error {
+		return enqueue(ctx, tx, s.now().UnixMilli(), out)
+	})
+}
+
+func enqueue(ctx context.Context, tx *sql.Tx, now int64, out []OutboxEntry) error {
+	for i := range out {
+		e := &out[i]
+		next := now
+		if !e.NextAt.IsZero() {
+			next = e.NextAt.UnixMilli()
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO outbox (notifier, kind, payload, created_at, next_at, tries, last_error)
+			VALUES (?, ?, ?, ?, ?, 0, '')`, e.Notifier, e.Kind, string(e.Payload), now, next)
+		if err != nil {
+			return err
+		}
+		if e.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DueOutbox returns undelivered entries due at now, oldest first, at most
+// limit.
+func (s *SQLite) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, notifier, kind, payload, created_at, next_at, tries, last_error
+		FROM outbox WHERE delivered_at IS NULL AND next_at <= ? ORDER BY id LIMIT ?`, now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: due notifications: %w", err)
+	}
+	defer rows.Close()
+	var out []OutboxEntry
+	for rows.Next() {
+		var e OutboxEntry
+		var payload string
+		var created, next int64
+		if err := rows.Scan(&e.ID, &e.Notifier, &e.Kind, &payload, &created, &next, &e.Tries, &e.LastError); err != nil {
+			return nil, fmt.Errorf("store: due notifications: %w", err)
+		}
+		e.Payload = []byte(payload)
+		e.CreatedAt, e.NextAt = time.UnixMilli(created).UTC(), time.UnixMilli(next).UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: due notifications: %w", err)
+	}
+	return out, nil
+}
+
+// NextOutbox returns when the earliest undelivered entry is due; ok is
+// false when the queue is empty.
+func (s *SQLite) NextOutbox(ctx context.Context) (at time.Time, ok bool, err error) {
+	var next sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT min(next_at) FROM outbox WHERE delivered_at IS NULL`).Scan(&next); err != nil {
+		return time.Time{}, false, fmt.Errorf("store: next notification: %w", err)
+	}
+	return fromMillis(next), next.Valid, nil
+}
+
+// Delivered marks an entry delivered.
+func (s *SQLite) Delivered(ctx context.Context, id int64, at time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE outbox SET delivered_at = ?, tries = tries + 1, last_error = '' WHERE id = ?`,
+		at.UnixMilli(), id); err != nil {
+		return fmt.Errorf("store: notification %d delivered: %w", id, err)
+	}
+	return nil
+}
+
+// Retry records a failed delivery and when to try again.
+func (s *SQLite) Retry(ctx context.Context, id int64, next time.Time, cause string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE outbox SET next_at = ?, tries = tries + 1, last_error = ? WHERE id = ?`,
+		next.UnixMilli(), cause, id); err != nil {
+		return fmt.Errorf("store: notification %d retry: %w", id, err)
+	}
+	return nil
+}
+
+// UndeliveredCount is the length of the queue.
+func (s *SQLite) UndeliveredCount(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE delivered_at IS NULL`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: undelivered notifications: %w", err)
+	}
+	return n, nil
+}
+
+// PruneOutbox deletes entries delivered before cutoff.
+func (s *SQLite) PruneOutbox(ctx context.Context, cutoff time.Time) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?`, cutoff.UnixMilli()); err != nil {
+		return fmt.Errorf("store: prune notifications: %w", err)
+	}
+	return nil
+}
+
+func orEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
