@@ -73,8 +73,8 @@ install_packages() {
 
 # free_port prints a TCP port nobody answers on at ip.
 free_port() {
-	local ip=$1 port i
-	for i in $(seq 1 50); do
+	local ip=$1 port
+	for _ in $(seq 1 50); do
 		port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
 		if ! (exec 3<>"/dev/tcp/$ip/$port") 2>/dev/null; then
 			echo "$port"
@@ -86,16 +86,14 @@ free_port() {
 
 # wait_banner waits until ip:port answers with an SMTP/IMAP greeting.
 wait_banner() {
-	local ip=$1 port=$2 what=$3 line i
-	for i in $(seq 1 100); do
-		if exec 3<>"/dev/tcp/$ip/$port" 2>/dev/null; then
-			line=""
-			IFS= read -r -t 5 line <&3 || true
-			exec 3<&-
-			case $line in
-			"220 "* | "* OK"*) return 0 ;;
-			esac
-		fi
+	local ip=$1 port=$2 what=$3 line
+	for _ in $(seq 1 100); do
+		# In a subshell: a failed connect must not end the script, and
+		# exec's redirections must not outlive the check.
+		line=$(exec 2>/dev/null 3<>"/dev/tcp/$ip/$port" && IFS= read -r -t 5 l <&3 && printf '%s' "$l") || true
+		case $line in
+		"220 "* | "* OK"*) return 0 ;;
+		esac
 		sleep 0.1
 	done
 	die "$what did not answer on $ip:$port (see its log under $dir)"
@@ -335,8 +333,7 @@ stop_all() {
 	if alive "$(dovecot_pid)"; then
 		doveadm -c "$dir/dc/dovecot.conf" stop 2>/dev/null || kill "$(tr -d ' \n' <"$(dovecot_pid)")" 2>/dev/null || true
 	fi
-	local i
-	for i in $(seq 1 50); do
+	for _ in $(seq 1 50); do
 		alive "$(postfix_pid)" || alive "$(dovecot_pid)" || return 0
 		sleep 0.1
 	done
@@ -346,6 +343,7 @@ stop_all() {
 cmd_up() {
 	install_packages
 	[[ $(id -u) -eq 0 ]] || { log "up needs root: Postfix's master and Dovecot run as root and drop privileges"; exit 3; }
+	[[ $dir != *[[:space:]]* ]] || die "state directory must not contain spaces: $dir"
 	mkdir -p "$dir"
 	dir="$(cd "$dir" && pwd)"
 	if alive "$(postfix_pid)" && alive "$(dovecot_pid)" && [[ -s $dir/endpoints.json ]]; then
@@ -368,9 +366,12 @@ cmd_up() {
 	write_dovecot_conf
 	write_postfix_conf
 
-	dovecot -c "$dir/dc/dovecot.conf" || die "dovecot did not start (see $dir/dc/dovecot.log)"
+	# Daemons get no stdio of ours: an inherited pipe would keep a caller
+	# that reads our output (a CI log, "| tail") waiting until they stop.
+	dovecot -c "$dir/dc/dovecot.conf" </dev/null >"$dir/dc/start.log" 2>&1 ||
+		die "dovecot did not start: $(cat "$dir/dc/start.log"; tail -n 3 "$dir/dc/dovecot.log" 2>/dev/null)"
 	postfix -c "$dir/pf" check || die "postfix check failed: $(tail -n 3 "$dir/pf/postfix.log" 2>/dev/null)"
-	postfix -c "$dir/pf" start 2>/dev/null || die "postfix did not start: $(tail -n 3 "$dir/pf/postfix.log" 2>/dev/null)"
+	postfix -c "$dir/pf" start </dev/null >/dev/null 2>&1 || die "postfix did not start: $(tail -n 3 "$dir/pf/postfix.log" 2>/dev/null)"
 
 	wait_banner "$IMAP_IP" "$imap_port" dovecot
 	wait_banner "$SUBMISSION_IP" "$submission_port" postfix
