@@ -21,6 +21,7 @@ import (
 const (
 	sendCommandTimeout    = 30 * time.Second // any reply, the greeting included
 	sendSubmissionTimeout = 2 * time.Minute  // the reply after the message's final dot
+	quitTimeout           = 5 * time.Second  // QUIT, once the message is accepted
 )
 
 // Sender submits canaries through one configured submission service
@@ -110,6 +111,9 @@ func (s *Sender) Send(ctx context.Context, envelopeFrom string, to []string, msg
 		return nil, err
 	}
 	at := time.Now().UTC().Truncate(time.Millisecond)
+	// The message is accepted: a server slow to say goodbye must not hold
+	// the probe for a whole command timeout.
+	x.c.CommandTimeout = min(x.c.CommandTimeout, quitTimeout)
 	if err := x.c.Quit(); err != nil {
 		x.tr.note("QUIT failed after the message was accepted: %s", oneLine(err.Error()))
 	}

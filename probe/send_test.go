@@ -483,3 +483,47 @@ func BenchmarkSend(b *testing.B) {
 		}
 	}
 }
+
+// TestSendQuitHangs: once the final 250 arrived the message is on its way;
+// a server that never answers QUIT does not turn that into a failure.
+func TestSendQuitHangs(t *testing.T) {
+	host, port := rawSMTPListener(t, func(c net.Conn) {
+		io.WriteString(c, "220 lazy.test ESMTP\r\n")
+		r := bufio.NewReader(c)
+		inData := false
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimRight(line, "\r\n")
+			switch verb := strings.ToUpper(strings.Fields(line + " x")[0]); {
+			case inData && line == ".":
+				inData = false
+				io.WriteString(c, "250 2.0.0 Ok: queued as Q1\r\n")
+			case inData:
+			case verb == "DATA":
+				inData = true
+				io.WriteString(c, "354 go ahead\r\n")
+			case verb == "QUIT":
+				io.Copy(io.Discard, c) // never answers
+				return
+			default:
+				io.WriteString(c, "250 ok\r\n")
+			}
+		}
+	})
+	snd, err := NewSender(targets.Sender{Name: "t", Endpoint: targets.Endpoint{Host: host, Port: port, TLS: targets.TLSNone, Insecure: true}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	res, err := snd.Send(ctx, testFrom, []string{testRcpt}, testCanary())
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if res.QueueID != "Ok: queued as Q1" || !strings.Contains(res.Transcript, "* QUIT failed after the message was accepted") {
+		t.Errorf("queue id %q, transcript:\n%s", res.QueueID, res.Transcript)
+	}
+}
