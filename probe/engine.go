@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,7 @@ type Engine struct {
 	log      *slog.Logger
 	senders  map[string]*Sender
 	watchers map[string][]*Watcher // by mailbox name
+	bounces  *BounceWatcher        // nil when the config names no bounce mailbox
 
 	mu      sync.Mutex
 	live    map[string]*liveAttempt // by token: not final yet
@@ -48,13 +50,9 @@ type Engine struct {
 // final reply, so the outcome is decided once both are known.
 type liveAttempt struct {
 	a       *Attempt
-	sending bool // a submission is in progress in this process
-	arrival *arrivalAt
-}
-
-type arrivalAt struct {
-	Arrival
-	role string // "inbox" or "spam"
+	sending bool   // a submission is in progress in this process
+	arrived bool   // the canary was seen (recorded in a, and stored)
+	role    string // where it was seen: RoleInbox or RoleSpam
 }
 
 // New builds an engine for cfg. It does not start anything.
@@ -98,6 +96,9 @@ func New(cfg *targets.Config, opts Options) (*Engine, error) {
 				e.isLive, func(ar Arrival) { e.onArrival(role, ar) })
 			e.watchers[name] = append(e.watchers[name], w)
 		}
+	}
+	if mb, ok := cfg.Mailbox(cfg.Bounces); ok && cfg.Bounces != "" {
+		e.bounces = NewBounceWatcher(*mb, credentials(mb.Auth), 0, e.log, e.bounceToken, e.onBounce)
 	}
 	return e, nil
 }
@@ -146,14 +147,24 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resume pending attempts: %w", err)
 	}
+	var arrived []*Attempt
 	e.mu.Lock()
 	for _, a := range pending {
+		e.waiters[a.ID] = make(chan struct{})
+		if !a.SeenAt.IsZero() {
+			// Seen (and stored) while its submission was still running, then
+			// the prober stopped: the arrival decides it.
+			arrived = append(arrived, a)
+			continue
+		}
 		// A pending attempt without SubmittedAt was interrupted mid-send: the
 		// server may or may not have accepted it, so it is still watched.
 		e.live[a.Token] = &liveAttempt{a: a}
-		e.waiters[a.ID] = make(chan struct{})
 	}
 	e.mu.Unlock()
+	for _, a := range arrived {
+		e.decideArrival(ctx, a, roleOfFolder(a.Folder))
+	}
 	if len(pending) > 0 {
 		e.log.Info("resumed pending attempts", "count", len(pending))
 	}
@@ -165,6 +176,9 @@ func (e *Engine) Start(ctx context.Context) error {
 				}
 			}()
 		}
+	}
+	if e.bounces != nil {
+		go e.bounces.Run(ctx)
 	}
 	go e.sweep(ctx)
 	return nil
@@ -248,7 +262,7 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		return
 	}
 	la.sending = false
-	if err != nil && la.arrival == nil {
+	if err != nil && !la.arrived {
 		delete(e.live, a.Token)
 		a.Outcome = OutcomeSendFailed
 		var se *SendError
@@ -267,10 +281,10 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		a.SMTP = SMTPResult{Code: 250, Reply: res.Reply}
 		a.Transcript = res.Transcript
 	} // else: the reply was lost but the canary arrived; the arrival decides
-	if arr := la.arrival; arr != nil {
+	if la.arrived {
 		delete(e.live, a.Token)
 		e.mu.Unlock()
-		e.decideArrival(ctx, a, arr)
+		e.decideArrival(ctx, a, la.role)
 		return
 	}
 	e.mu.Unlock()
@@ -287,21 +301,44 @@ func (e *Engine) isLive(token string) bool {
 	return e.live[token] != nil
 }
 
+// onArrival runs on a watcher's goroutine. The watcher removes the canary
+// from the mailbox once this returns, so the arrival must be stored by then:
+// a prober killed right after the cleanup still knows the canary arrived.
 func (e *Engine) onArrival(role string, ar Arrival) {
+	if isBounceArrival(ar.Header) { // an NDR quoting the canary's Subject
+		return
+	}
 	ctx := context.Background()
 	e.mu.Lock()
 	la := e.live[ar.Token]
-	if la == nil || la.arrival != nil { // unknown, decided, or a duplicate copy
+	if la == nil || la.arrived { // unknown, decided, or a duplicate copy
 		e.mu.Unlock()
 		return
 	}
-	arr := &arrivalAt{Arrival: ar, role: role}
+	a := la.a
+	la.arrived, la.role = true, role
+	a.SeenAt = ar.SeenAt.UTC().Truncate(time.Millisecond)
+	a.Folder = ar.Folder
+	a.InternalDate = ar.InternalDate.UTC()
+	a.Header = string(ar.Header)
 	if la.sending { // the final 250 is still on its way; finishSend decides
-		la.arrival = arr
+		snapshot := *a
 		e.mu.Unlock()
+		if err := e.opts.Store.Update(ctx, &snapshot); err != nil {
+			e.log.Error("store arrival", "id", a.ID, "err", err)
+		}
 		return
 	}
 	delete(e.live, ar.Token)
 	e.mu.Unlock()
-	e.decideArrival(ctx, la.a, arr)
+	e.decideArrival(ctx, a, role)
+}
+
+// roleOfFolder tells, for a stored arrival, which watcher saw it: only
+// INBOX and the junk folder are watched.
+func roleOfFolder(folder string) string {
+	if strings.EqualFold(folder, "INBOX") {
+		return RoleInbox
+	}
+	return RoleSpam
 }

@@ -7,28 +7,23 @@ import (
 	"time"
 
 	"bufio"
-	"bytes"
 	"github.com/emersion/go-message/textproto"
 
 	"github.com/otpprobe/otpprobe/verify"
 )
 
-// decideArrival records where and when the canary arrived and what the
-// receiver said about it, then finalizes the attempt.
-func (e *Engine) decideArrival(ctx context.Context, a *Attempt, arr *arrivalAt) {
-	a.SeenAt = arr.SeenAt.UTC().Truncate(time.Millisecond)
-	a.Folder = arr.Folder
-	a.InternalDate = arr.InternalDate.UTC()
-	a.Header = string(arr.Header)
+// decideArrival decides an attempt whose arrival (SeenAt, Folder, Header)
+// is recorded: folder, lateness, and what the receiver said about it.
+func (e *Engine) decideArrival(ctx context.Context, a *Attempt, role string) {
 	a.Outcome = OutcomeInbox
-	if arr.role == RoleSpam {
+	if role == RoleSpam {
 		a.Outcome = OutcomeSpam
 	}
 	if !a.SubmittedAt.IsZero() && a.LatencySLO > 0 && a.SeenAt.Sub(a.SubmittedAt) > a.LatencySLO {
 		a.Late = true
 	}
 	mb, _ := e.cfg.Mailbox(a.Mailbox)
-	if h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(arr.Header))); err == nil {
+	if h, err := textproto.ReadHeader(bufio.NewReader(strings.NewReader(a.Header))); err == nil {
 		a.ReceivedAt = topReceivedAt(h)
 		a.Verdicts = verify.Summarize(h, mb.AuthservID)
 	} else {
@@ -89,7 +84,7 @@ func (e *Engine) sweep(ctx context.Context) {
 		var expired []*Attempt
 		e.mu.Lock()
 		for tok, la := range e.live {
-			if la.sending || la.arrival != nil || now.Before(la.a.Deadline) {
+			if la.sending || la.arrived || now.Before(la.a.Deadline) {
 				continue
 			}
 			delete(e.live, tok)

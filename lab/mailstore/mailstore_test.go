@@ -195,3 +195,39 @@ func TestBadInput(t *testing.T) {
 		t.Error("Start with junk == trash succeeded")
 	}
 }
+
+// Mail delivered after a client's last command but before it starts IDLE
+// must be announced as soon as IDLE begins, as real servers do.
+func TestIdleAnnouncesMailQueuedBeforeIdle(t *testing.T) {
+	s, clientTLS := startStore(t, "Junk", "Trash")
+	exists := make(chan uint32, 8)
+	c := dial(t, s, clientTLS, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+			if d.NumMessages != nil {
+				exists <- *d.NumMessages
+			}
+		},
+	}})
+	if err := c.Login("seed", "seed-password").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Deliver("seed", "INBOX", msg("p-before-idle")); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { idle.Close(); idle.Wait() }()
+	select {
+	case n := <-exists:
+		if n != 1 {
+			t.Errorf("EXISTS %d, want 1", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("mail delivered before IDLE was never announced")
+	}
+}

@@ -147,3 +147,17 @@ func matchAny(name, ref string, patterns []string) bool {
 	}
 	return false
 }
+
+// Idle first writes the updates queued since the last command. imapmemserver
+// only flushes its queue when a new update arrives during IDLE, so mail
+// appended between a client's last command and IDLE would stay unannounced
+// until the next delivery; real servers (Dovecot, Gmail) announce it at once.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if s.UserSession == nil {
+		return nil
+	}
+	if err := s.UserSession.Poll(w, true); err != nil {
+		return err
+	}
+	return s.UserSession.Idle(w, stop)
+}
