@@ -208,6 +208,26 @@ func TestSendErrorStages(t *testing.T) {
 			})},
 		{name: "554 greeting", stage: StageGreeting, code: 554, enhanced: "5.7.1", contains: "554 5.7.1 listed",
 			sender: raw(func(c net.Conn) { io.WriteString(c, "554 5.7.1 listed\r\n") })},
+		{name: "421 greeting (cleartext)", stage: StageGreeting, code: 421, enhanced: "4.3.2", temporary: true,
+			sender: func(t *testing.T) *Sender {
+				host, port := rawSMTPListener(t, func(c net.Conn) { io.WriteString(c, "421 4.3.2 busy\r\n") })
+				snd, err := NewSender(targets.Sender{Name: "t", Endpoint: targets.Endpoint{Host: host, Port: port, TLS: targets.TLSNone, Insecure: true}}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return snd
+			}},
+		{name: "EHLO and HELO refused", stage: StageEHLO, code: 550, enhanced: "5.7.1", contains: "smtp ehlo: 550 5.7.1 go away",
+			sender: raw(func(c net.Conn) {
+				io.WriteString(c, "220 picky.test ESMTP\r\n")
+				r := bufio.NewReader(c)
+				for {
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					io.WriteString(c, "550 5.7.1 go away\r\n")
+				}
+			})},
 		{name: "untrusted certificate (STARTTLS)", stage: StageTLS, contains: "certificate signed by unknown authority",
 			sender: func(t *testing.T) *Sender {
 				return newSMTPTestServer(t, smtpTestUntrustedCert).sender(targets.TLSStartTLS, targets.AuthPlain)
