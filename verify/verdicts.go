@@ -22,6 +22,9 @@ type Verdicts struct {
 	Untrusted []HeaderResults `json:"untrusted,omitempty"`
 	ARCChain  *ARCChain       `json:"arc_chain,omitempty"`
 	Spam      *SpamSignals    `json:"spam_signals,omitempty"`
+	// DKIMRecheck is our own verification of each DKIM-Signature
+	// (RecheckDKIM, RecheckDKIMHeader), next to the receiver's verdict.
+	DKIMRecheck []DKIMCheck `json:"dkim_recheck,omitempty"`
 	// Errors are the parse problems met; the rest was still read.
 	Errors []string `json:"errors,omitempty"`
 }
