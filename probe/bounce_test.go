@@ -1,0 +1,212 @@
+package probe
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpprobe/otpprobe/verify"
+)
+
+// dsnMsg is an RFC 3464 bounce like the lab's senders write: the
+// delivery-status part and the original header as text/rfc822-headers.
+func dsnMsg(token, action, status, diag string) []byte {
+	return []byte("From: Mail Delivery System <MAILER-DAEMON@mail-out.protection.outlook.test>\r\n" +
+		"To: bounces@example-bank.test\r\n" +
+		"Subject: Undelivered Mail Returned to Sender\r\n" +
+		"Date: Mon, 23 Nov 2026 18:00:00 +0000\r\n" +
+		"Message-ID: <dsn-" + token + "@mail-out.protection.outlook.test>\r\n" +
+		"MIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n" +
+		"\r\n--b1\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n" +
+		"--b1\r\nContent-Type: message/delivery-status\r\n\r\n" +
+		"Reporting-MTA: dns; mail-out.protection.outlook.test\r\n\r\n" +
+		"Final-Recipient: rfc822; seed@gmail.test\r\n" +
+		"Action: " + action + "\r\nStatus: " + status + "\r\n" +
+		"Remote-MTA: dns; gmail-smtp-in.l.google.test\r\n" +
+		"Diagnostic-Code: smtp; " + diag + "\r\n" +
+		"--b1\r\nContent-Type: text/rfc822-headers\r\n\r\n" +
+		"From: otp@example-bank.test\r\nTo: seed@gmail.test\r\n" +
+		"Subject: Your code [" + token + "]\r\nMessage-ID: <id-" + token + "@example-bank.test>\r\n" +
+		"X-Otpprobe-Id: " + token + "\r\n" +
+		"\r\n--b1--\r\n")
+}
+
+// The bounce watcher reads DSNs whole over real IMAP, delivers only the
+// failure DSNs of live attempts, cleans those up and leaves the rest.
+func TestBounceWatcher(t *testing.T) {
+	w := newWorld(t)
+	w.deliver("INBOX", otherMsg("hello"))
+	w.deliver("INBOX", dsnMsg("old1", "failed", "5.1.1", "550 5.1.1 no such user")) // before Run: found by the rescan
+	var (
+		mu  sync.Mutex
+		got []Bounce
+	)
+	live := map[string]bool{"old1": true, "tok2": true, "tok3": true}
+	find := func(d *verify.DSN) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if live[d.OriginalProbeID] {
+			return d.OriginalProbeID
+		}
+		return ""
+	}
+	bw := NewBounceWatcher(w.mailbox(), staticCreds(testUser, testPassword), 50*time.Millisecond, nil, find, func(b Bounce) {
+		mu.Lock()
+		got = append(got, b)
+		mu.Unlock()
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { bw.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	w.deliver("INBOX", dsnMsg("tok2", "delayed", "4.4.1", "451 4.4.1 try later"))          // not a failure
+	w.deliver("INBOX", dsnMsg("stranger", "failed", "5.7.1", "550 5.7.1 rejected"))        // not ours
+	w.deliver("INBOX", dsnMsg("tok3", "failed", "5.7.26", "550-5.7.26 DMARC policy fail")) // ours
+	bw.Poke()
+	eventually(t, "two bounces", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 2 })
+	time.Sleep(200 * time.Millisecond) // a few more polls must add nothing
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("got %d bounces, want 2: %+v", len(got), got)
+	}
+	byTok := map[string]Bounce{}
+	for _, b := range got {
+		byTok[b.Token] = b
+	}
+	b, ok := byTok["tok3"]
+	if !ok || b.DSN.Recipients[0].Status != "5.7.26" || b.DSN.Recipients[0].RemoteMTA != "gmail-smtp-in.l.google.test" {
+		t.Fatalf("tok3 bounce %+v", b)
+	}
+	if _, ok := byTok["old1"]; !ok {
+		t.Error("the DSN delivered before Run was not found")
+	}
+	c := w.client()
+	inbox := w.messages(c, "INBOX")
+	if len(inbox) != 3 {
+		t.Errorf("INBOX keeps %d messages, want 3 (other mail, the delay, the stranger's DSN)", len(inbox))
+	}
+	for _, m := range inbox {
+		if strings.Contains(m.header, "dsn-tok3") || strings.Contains(m.header, "dsn-old1") {
+			t.Errorf("matched DSN not cleaned up: %s", m.header)
+		}
+	}
+}
+
+// bounceTestStore keeps the last stored copy of each attempt.
+type bounceTestStore struct {
+	mu sync.Mutex
+	m  map[string]Attempt
+}
+
+func (s *bounceTestStore) Create(_ context.Context, a *Attempt) error { return s.Update(nil, a) }
+func (s *bounceTestStore) Update(_ context.Context, a *Attempt) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[a.ID] = *a
+	return nil
+}
+func (s *bounceTestStore) Get(_ context.Context, id string) (*Attempt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.m[id]
+	if !ok {
+		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	return &a, nil
+}
+func (s *bounceTestStore) Pending(context.Context) ([]*Attempt, error)      { return nil, nil }
+func (s *bounceTestStore) List(context.Context, Filter) ([]*Attempt, error) { return nil, nil }
+
+// A bounce decides its attempt (found by X-Otpprobe-Id, Subject token or
+// Message-ID) with the DSN's status in SMTP; the submission reply is kept
+// in Detail; a DSN for a decided attempt changes nothing.
+func TestEngineOnBounce(t *testing.T) {
+	st := &bounceTestStore{m: map[string]Attempt{}}
+	e := &Engine{opts: Options{Store: st}, log: slog.New(slog.DiscardHandler), live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
+	add := func(tok, msgID string) *Attempt {
+		a := &Attempt{ID: "id-" + tok, Token: tok, MessageID: msgID, SMTP: SMTPResult{Code: 250, Reply: "250 queued as X"}}
+		e.live[tok] = &liveAttempt{a: a}
+		return a
+	}
+	add("aaa", "m1@example-bank.test")
+	add("bbb", "m2@example-bank.test")
+	add("ccc", "m3@example-bank.test")
+	for _, tc := range []struct {
+		d    verify.DSN
+		want string
+	}{
+		{verify.DSN{OriginalProbeID: "aaa"}, "aaa"},
+		{verify.DSN{OriginalSubject: "Your code [zzz] [bbb]"}, "bbb"},
+		{verify.DSN{OriginalMessageID: "<M3@example-bank.test>"}, "ccc"},
+		{verify.DSN{OriginalProbeID: "nope", OriginalSubject: "no token"}, ""},
+	} {
+		if got := e.bounceToken(&tc.d); got != tc.want {
+			t.Errorf("bounceToken(%+v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+	d := &verify.DSN{Recipients: []verify.DSNRecipient{
+		{Action: "delivered", Status: "2.0.0"},
+		{Action: "failed", Status: "5.7.26", DiagnosticCode: "smtp; 550 5.7.26 DMARC", RemoteMTA: "gmail-smtp-in.l.google.test"},
+	}}
+	e.onBounce(Bounce{Token: "aaa", DSN: d})
+	a, err := st.Get(context.Background(), "id-aaa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Outcome != OutcomeBounced || a.SMTP.Stage != StageBounce || a.SMTP.Code != 550 || a.SMTP.Enhanced != "5.7.26" ||
+		!strings.Contains(a.SMTP.Reply, "remote MTA gmail-smtp-in.l.google.test") {
+		t.Fatalf("attempt %+v", a)
+	}
+	var detail struct {
+		Bounce struct {
+			SubmissionReply string      `json:"submission_reply"`
+			DSN             *verify.DSN `json:"dsn"`
+		} `json:"bounce"`
+	}
+	if err := json.Unmarshal([]byte(a.Detail), &detail); err != nil || detail.Bounce.SubmissionReply != "250 queued as X" || detail.Bounce.DSN == nil {
+		t.Errorf("detail %s (%v)", a.Detail, err)
+	}
+	if e.live["aaa"] != nil {
+		t.Error("bounced attempt still live")
+	}
+	a.SMTP.Reply = "changed"
+	st.Update(nil, a)
+	e.onBounce(Bounce{Token: "aaa", DSN: d}) // a second DSN for it
+	if a2, _ := st.Get(context.Background(), "id-aaa"); a2.SMTP.Reply != "changed" {
+		t.Error("a second DSN re-decided the attempt")
+	}
+}
+
+func TestDiagnosticCode(t *testing.T) {
+	for in, want := range map[string]int{
+		"smtp; 550 5.7.26 Unauthenticated": 550,
+		"smtp;554-5.7.9 policy":            554,
+		"X-Postfix; host said: 550":        0,
+		"":                                 0,
+		"smtp; 999 odd":                    0,
+	} {
+		if got := diagnosticCode(in); got != want {
+			t.Errorf("diagnosticCode(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
+
+// An NDR quoting the canary's Subject carries its token; the seed
+// mailbox watchers must not count it as the canary.
+func TestBounceArrivalIgnored(t *testing.T) {
+	ndr := []byte("From: postmaster@outlook.test\r\nReturn-Path: <>\r\nSubject: Undeliverable: Your code [tok]\r\nX-MS-Exchange-Message-Is-Ndr: \r\n\r\n")
+	if !isBounceArrival(ndr) {
+		t.Error("NDR not recognised")
+	}
+	if isBounceArrival(canaryMsg("tok")) {
+		t.Error("canary taken for a bounce")
+	}
+}
