@@ -60,3 +60,5 @@ func stderrLogger(stderr io.Writer, verbose bool) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(stderr, nil))
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

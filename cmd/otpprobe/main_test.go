@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpprobe/otpprobe/lab"
+)
+
+// run runs the CLI in process and returns its exit code and output.
+func run(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := dispatch(ctx, args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+type onceJSON struct {
+	Healthy  bool `json:"healthy"`
+	Attempts []struct {
+		Sender, Mailbox, Outcome, Folder string
+		Late                             bool
+		SubmittedAt                      string `json:"submitted_at"`
+		SeenAt                           string `json:"seen_at"`
+		SMTP                             struct {
+			Stage    string
+			Code     int
+			Enhanced string
+		}
+		Verdicts struct {
+			Trusted          bool
+			SPF, DKIM, DMARC string
+		}
+	} `json:"attempts"`
+}
+
+func labOnce(t *testing.T, wantCode int, args ...string) onceJSON {
+	t.Helper()
+	code, out, errOut := run(t, context.Background(), append([]string{"lab", "--once", "--format", "json", "--listen", "127.0.0.1:0"}, args...)...)
+	if code != wantCode {
+		t.Fatalf("otpprobe lab --once %v: exit %d, want %d\n%s\n%s", args, code, wantCode, out, errOut)
+	}
+	var res onceJSON
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("once JSON: %v\n%s", err, out)
+	}
+	if len(res.Attempts) != 6 {
+		t.Fatalf("%d attempts, want 6", len(res.Attempts))
+	}
+	return res
+}
+
+func TestLabOnceHealthy(t *testing.T) {
+	res := labOnce(t, exitOK)
+	if !res.Healthy {
+		t.Error("healthy=false")
+	}
+	for _, a := range res.Attempts {
+		v := a.Verdicts
+		if a.Outcome != "inbox" || a.Late || !v.Trusted || v.SPF != "pass" || v.DKIM != "pass" || v.DMARC != "pass" {
+			t.Errorf("%s→%s: %+v", a.Sender, a.Mailbox, a)
+		}
+		if _, err := time.Parse("2006-01-02T15:04:05.000Z07:00", a.SeenAt); err != nil {
+			t.Errorf("seen_at %q is not RFC 3339 with milliseconds", a.SeenAt)
+		}
+	}
+}
+
+func TestLabOnceM365Outage(t *testing.T) {
+	res := labOnce(t, exitFailed, "--scenario", "m365-outage")
+	for _, a := range res.Attempts {
+		switch a.Sender {
+		case lab.SenderM365:
+			if a.Outcome != "send_failed" || a.SMTP.Stage == "" || a.SMTP.Code != 421 || a.SMTP.Enhanced != "4.3.2" {
+				t.Errorf("m365→%s: %s %+v, want send_failed at the 421 4.3.2 greeting", a.Mailbox, a.Outcome, a.SMTP)
+			}
+		case lab.SenderBackup:
+			if a.Outcome != "inbox" {
+				t.Errorf("backup→%s: %s", a.Mailbox, a.Outcome)
+			}
+		}
+	}
+}
+
+func TestLabOnceProviderDrop(t *testing.T) {
+	res := labOnce(t, exitFailed, "--scenario", "provider-drop", "--deadline", "3s")
+	for _, a := range res.Attempts {
+		want := "inbox"
+		if a.Mailbox == lab.ProviderGmail {
+			want = "lost"
+		}
+		if a.Outcome != want {
+			t.Errorf("%s→%s: %s, want %s", a.Sender, a.Mailbox, a.Outcome, want)
+		}
+	}
+}
+
+func TestLabServeWritesEndpoints(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	path := filepath.Join(t.TempDir(), "endpoints.json")
+	done := make(chan int, 1)
+	go func() {
+		code, _, _ := run(t, ctx, "lab", "serve", "--scenario", "dmarc-record-removed", "--endpoints-file", path)
+		done <- code
+	}()
+	var ep *lab.Endpoints
+	deadline := time.Now().Add(30 * time.Second)
+	for ep == nil && time.Now().Before(deadline) {
+		if e, err := lab.LoadEndpoints(path); err == nil {
+			ep = e
+		} else {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if ep == nil {
+		cancel()
+		t.Fatal("no endpoints file")
+	}
+	if len(ep.Senders) != 2 || len(ep.Mailboxes) != 3 || ep.Bounces == nil || ep.DNS == "" || ep.CAFile == "" {
+		t.Errorf("endpoints: %+v", ep)
+	}
+	for _, m := range ep.Mailboxes {
+		if m.AuthservID == "" || m.Junk == "" || m.Password == "" || m.Port == 0 {
+			t.Errorf("mailbox %+v", m)
+		}
+	}
+	resp, err := http.Get(ep.Control + "/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st lab.State
+	json.NewDecoder(resp.Body).Decode(&st)
+	resp.Body.Close()
+	if len(st.Scenarios) != 1 || st.Scenarios[0] != "dmarc-record-removed" {
+		t.Errorf("state scenarios %v", st.Scenarios)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("lab serve exit %d after SIGTERM-like cancel", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("lab serve did not stop")
+	}
+}
+
+func TestLabScenariosListsEveryScenario(t *testing.T) {
+	code, out, _ := run(t, context.Background(), "lab", "scenarios")
+	if code != exitOK {
+		t.Fatal(code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(lab.Scenarios()) {
+		t.Fatalf("%d lines, want %d", len(lines), len(lab.Scenarios()))
+	}
+	for i, s := range lab.Scenarios() {
+		if !strings.HasPrefix(lines[i], s.Name+" ") || !strings.Contains(lines[i], s.Description) {
+			t.Errorf("line %d: %q", i, lines[i])
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Setenv("BACKUP_RELAY_PASSWORD", "s3cret-relay-password")
+	code, out, errOut := run(t, context.Background(), "validate", "--config", "../../configs/example.yaml")
+	if code != exitOK {
+		t.Fatalf("validate example.yaml: %d %s", code, errOut)
+	}
+	if strings.Contains(out+errOut, "s3cret-relay-password") {
+		t.Fatal("validate printed a secret")
+	}
+	matches, _ := filepath.Glob("../../configs/testdata/invalid-*.yaml")
+	if len(matches) == 0 {
+		t.Fatal("no invalid configs")
+	}
+	for _, m := range matches {
+		code, out, errOut := run(t, context.Background(), "validate", "--config", m)
+		if code != exitUsage || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || errOut == "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 and one line", filepath.Base(m), code, out, errOut)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"nope"}, {"once"}, {"once", "--config", "x", "--format", "xml"}, {"lab", "--scenario", "nope", "--once"}} {
+		if code, _, _ := run(t, context.Background(), args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+// The daemon serves /metrics and /healthz and stops cleanly, leaving every
+// attempt it created in the store.
+func TestRunServesMetrics(t *testing.T) {
+	w, err := lab.Start(context.Background(), lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	dir := t.TempDir()
+	cfgPath, err := w.Endpoints().WriteConfig(lab.ConfigOptions{Dir: dir, Schedule: "@every 1s", Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, code := loadConfig(cfgPath, "run", io.Discard)
+	if cfg == nil {
+		t.Fatal(code)
+	}
+	p, err := openProber(context.Background(), cfg, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, err := p.serveHTTP(ctx, "127.0.0.1:0", discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.engine.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	as, err := p.engine.Round(ctx, "otp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, a := range as {
+		ids = append(ids, a.ID)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	if err := p.engine.Wait(wctx, ids...); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/healthz": "ok",
+		"/metrics": `otpprobe_attempts_total{agent="lab",outcome="inbox",probe="otp",provider="gmail",sender="m365"} 1`,
+	} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), want) {
+			t.Errorf("GET %s lacks %q:\n%.2000s", path, want, body)
+		}
+	}
+}
