@@ -70,7 +70,7 @@ func (e *Endpoints) WriteConfig(o ConfigOptions) (string, error) {
 	}
 	var buf bytes.Buffer
 	err := configTemplate.Execute(&buf, map[string]any{
-		"Opts": o, "CAFile": e.CAFile, "Senders": senders, "Mailboxes": mailboxes, "Bounces": bounces,
+		"Opts": o, "DNS": e.DNS, "CAFile": e.CAFile, "Senders": senders, "Mailboxes": mailboxes, "Bounces": bounces,
 		"Generated": time.Now().UTC().Format(time.RFC3339),
 	})
 	if err != nil {
@@ -147,4 +147,12 @@ store:
   path: {{printf "%q" (print .Opts.Dir "/otpprobe.db")}}
 http:
   listen: {{printf "%q" .Opts.Listen}}
+{{- if .DNS}}
+# The world's DNS answers for every lab domain; its SPF, DKIM and DMARC
+# records are checked on this schedule and diagnose failing attempts.
+dns_checks:
+  schedule: "@every 1m"
+  resolver:
+    servers: [{{printf "%q" .DNS}}]
+{{- end}}
 `))

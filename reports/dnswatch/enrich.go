@@ -1,0 +1,100 @@
+package dnswatch
+
+import (
+	"context"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/verify/diagnose"
+)
+
+// Enrich is the engine's Enricher: it sets a.Diagnosis, "" for a healthy
+// attempt. Selectors seen signing the canary and the address that
+// delivered it are learned first, so the DNS report it reads covers them;
+// the report is the last one when recent enough, else a fresh check.
+func (w *Watcher) Enrich(ctx context.Context, a *probe.Attempt) {
+	ev := Evidence(a)
+	w.mu.Lock()
+	domain := w.senderOf[a.Sender]
+	w.mu.Unlock()
+	if domain != "" && a.Header != "" {
+		w.learnFrom(domain, a.Sender, a.Header)
+	}
+	if diagnose.Healthy(ev) {
+		a.Diagnosis = ""
+		return
+	}
+	w.mu.Lock()
+	known := w.seen[a.Sender]
+	w.mu.Unlock()
+	ev.KnownSource, ev.KnownSigners = known.source, known.signers
+	if domain != "" && (diagnose.AuthFailing(ev) || ev.Outcome == diagnose.OutcomeLost || ev.Outcome == diagnose.OutcomeBounced) {
+		if rep, ok := w.Report(ctx, domain); ok {
+			ev.DNS = &rep
+			// A zone can break between two scheduled checks: when the
+			// last report does not explain the failure, look again.
+			if _, _, found := diagnose.DNSCause(ev); !found && diagnose.AuthFailing(ev) && w.opts.Now().Sub(rep.CheckedAt) > recheckAfter {
+				rep, _ = w.report(ctx, domain, recheckAfter)
+				ev.DNS = &rep
+			}
+		}
+	}
+	a.Diagnosis = diagnose.Diagnose(ev)
+}
+
+// seenFrom is what a sender's last delivered canary showed.
+type seenFrom struct {
+	source  string
+	signers []diagnose.Signature
+}
+
+// learnFrom records the selectors and source address of a delivered
+// canary of sender, for the domain's checks and for diagnosing the
+// sender's canaries that never arrive.
+func (w *Watcher) learnFrom(domain, sender, header string) {
+	src := ""
+	if ip := diagnose.SourceIP(header); ip != nil {
+		src = ip.String()
+	}
+	sigs := diagnose.Signatures(header)
+	for _, s := range sigs {
+		if s.Domain == domain {
+			w.Learn(domain, s.Selector, src)
+		}
+	}
+	w.Learn(domain, "", src)
+	w.mu.Lock()
+	w.seen[sender] = seenFrom{source: src, signers: sigs}
+	w.mu.Unlock()
+}
+
+// recheckAfter is how old a report that does not explain a failing
+// verdict may be before a diagnosis checks again; it bounds the checks a
+// failure that is not DNS's (a broken body hash) can cause.
+const recheckAfter = 10 * time.Second
+
+// Evidence converts an attempt for the diagnosis (verify does not know
+// the engine's types).
+func Evidence(a *probe.Attempt) diagnose.Evidence {
+	var deadline = a.Deadline.Sub(a.CreatedAt)
+	if a.Deadline.IsZero() {
+		deadline = 0
+	}
+	return diagnose.Evidence{
+		Outcome: string(a.Outcome), Late: a.Late,
+		Sender: a.Sender, Mailbox: a.Mailbox, Provider: a.Provider,
+		SubmittedAt: a.SubmittedAt, SeenAt: a.SeenAt, ReceivedAt: a.ReceivedAt,
+		LatencySLO: a.LatencySLO, Deadline: deadline,
+		SMTPStage: a.SMTP.Stage, SMTPCode: a.SMTP.Code, SMTPEnhanced: a.SMTP.Enhanced, SMTPReply: a.SMTP.Reply,
+		Verdicts: a.Verdicts, Header: a.Header,
+	}
+}
+
+func parseIP(s string) net.IP {
+	if s == "" {
+		return nil
+	}
+	return net.ParseIP(strings.TrimSpace(s))
+}

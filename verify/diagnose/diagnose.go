@@ -1,0 +1,445 @@
+// Package diagnose names the most likely cause of one unhealthy attempt in
+// one sentence, from what the prober itself observed: the submission's
+// SMTP result, where and when the canary arrived, the receiver's verdicts
+// and the DNS snapshot of the sending domain taken closest to it.
+//
+// It only says what the evidence supports. A provider that greylists
+// answers 451 4.7.1 to the sender's relay, not to us: the prober sees a
+// canary accepted by the provider long after submission (the Received
+// chain's gap), so the diagnosis names the deferral and greylisting as its
+// typical cause rather than claiming the code it never saw. A message
+// accepted and then dropped looks the same whether the relay or the
+// provider dropped it, and the diagnosis says so.
+package diagnose
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/otpprobe/otpprobe/verify"
+	"github.com/otpprobe/otpprobe/verify/dnscheck"
+)
+
+// Outcomes, as the engine names them.
+const (
+	OutcomeInbox      = "inbox"
+	OutcomeSpam       = "spam"
+	OutcomeBounced    = "bounced"
+	OutcomeSendFailed = "send_failed"
+	OutcomeLost       = "lost"
+)
+
+// Evidence is what is known about one decided attempt.
+type Evidence struct {
+	Outcome  string
+	Late     bool
+	Sender   string // config name, for the sentence
+	Mailbox  string // config name
+	Provider string
+
+	SubmittedAt time.Time // final 250 after DATA; zero when never accepted
+	SeenAt      time.Time // the watcher saw it
+	ReceivedAt  time.Time // the provider's topmost Received timestamp (1 s resolution)
+	LatencySLO  time.Duration
+	Deadline    time.Duration // from creation to lost
+
+	// The submission: stage ("" on success), reply code, enhanced code and
+	// reply text (on failure the error, which names the server).
+	SMTPStage    string
+	SMTPCode     int
+	SMTPEnhanced string
+	SMTPReply    string
+
+	Verdicts verify.Verdicts
+	// Header is the canary's header block as fetched: the DKIM-Signature
+	// selectors and the Received chain come from it.
+	Header string
+	// KnownSource and KnownSigners stand in for the header of a canary
+	// that never arrived: the address and selectors earlier canaries of
+	// the same sender came from and were signed with.
+	KnownSource  string
+	KnownSigners []Signature
+
+	// DNS is the sending domain's DNS report taken closest to the attempt;
+	// nil when there is none.
+	DNS *dnscheck.Report
+}
+
+// Healthy reports whether the attempt needs no diagnosis: in the inbox,
+// in time, and no SPF/DKIM/DMARC verdict other than pass.
+func Healthy(e Evidence) bool {
+	return e.Outcome == OutcomeInbox && !e.Late && !AuthFailing(e)
+}
+
+// AuthFailing reports whether any of the SPF, DKIM and DMARC verdicts is
+// known and not pass. A trusted Authentication-Results header without a
+// method counts as none for it: Gmail writes no dmarc= at all when the
+// From domain publishes no DMARC record.
+func AuthFailing(e Evidence) bool {
+	v := verdicts(e)
+	return failing(v.SPF) || failing(v.DKIM) || failing(v.DMARC)
+}
+
+func failing(v string) bool { return v != "" && v != "pass" }
+
+// verdicts returns e's verdicts with methods a trusted header left out
+// as "none".
+func verdicts(e Evidence) verify.Verdicts {
+	v := e.Verdicts
+	if v.Trusted {
+		for _, p := range []*string{&v.SPF, &v.DKIM, &v.DMARC} {
+			if *p == "" {
+				*p = "none"
+			}
+		}
+	}
+	return v
+}
+
+// Diagnose returns the most likely cause of an unhealthy attempt as one
+// sentence naming the record or the server at fault, and "" for a healthy
+// attempt. Causes are tried from the earliest stage on: a canary that was
+// never accepted or never arrived has no verdicts to explain.
+func Diagnose(e Evidence) string {
+	if Healthy(e) {
+		return ""
+	}
+	switch e.Outcome {
+	case OutcomeSendFailed:
+		return sendFailure(e)
+	case OutcomeLost:
+		return lost(e)
+	case OutcomeBounced:
+		return bounced(e)
+	}
+	if s := authFailure(e); s != "" {
+		return s
+	}
+	if e.Outcome == OutcomeSpam {
+		return spam(e)
+	}
+	if e.Late {
+		return late(e)
+	}
+	return fmt.Sprintf("The attempt ended %s without a cause the prober could see.", e.Outcome)
+}
+
+// sendFailure explains a submission the sender's server did not accept.
+func sendFailure(e Evidence) string {
+	reply := strings.TrimSpace(e.SMTPReply)
+	code := codeText(e.SMTPCode, e.SMTPEnhanced)
+	lower := strings.ToLower(reply)
+	switch e.SMTPStage {
+	case "dial":
+		switch {
+		case strings.Contains(lower, "refused"):
+			return fmt.Sprintf("The submission server of %s refused the connection (%s).", e.Sender, reply)
+		case strings.Contains(lower, "timeout") || strings.Contains(lower, "deadline"):
+			return fmt.Sprintf("The submission server of %s did not answer the connection (%s).", e.Sender, reply)
+		case strings.Contains(lower, "no such host"):
+			return fmt.Sprintf("The submission server name of %s does not resolve (%s).", e.Sender, reply)
+		}
+		return fmt.Sprintf("The submission server of %s could not be reached (%s).", e.Sender, reply)
+	case "greeting", "ehlo", "helo":
+		return fmt.Sprintf("The submission server of %s is not taking mail: it answered %s at %s and hung up (%s).", e.Sender, code, e.SMTPStage, reply)
+	case "tls", "starttls":
+		return fmt.Sprintf("TLS with the submission server of %s failed (%s).", e.Sender, reply)
+	case "auth":
+		return fmt.Sprintf("The submission server of %s rejected our credentials with %s (%s).", e.Sender, code, reply)
+	case "interrupted":
+		return "otpprobe stopped during the submission and the canary never arrived."
+	case "compose":
+		return fmt.Sprintf("The canary could not be composed (%s).", reply)
+	}
+	verb := "rejected"
+	if e.SMTPCode >= 400 && e.SMTPCode < 500 {
+		verb = "deferred"
+	}
+	if e.SMTPStage == "" {
+		return fmt.Sprintf("The submission to %s failed (%s).", e.Sender, reply)
+	}
+	return fmt.Sprintf("The submission server of %s %s the message at %s with %s (%s).", e.Sender, verb, strings.ToUpper(e.SMTPStage), code, reply)
+}
+
+func codeText(code int, enhanced string) string {
+	switch {
+	case code == 0:
+		return "no reply code"
+	case enhanced == "":
+		return fmt.Sprint(code)
+	}
+	return fmt.Sprintf("%d %s", code, enhanced)
+}
+
+// source is the address that delivered the canary, or the one earlier
+// canaries came from; "" when unknown.
+func source(e Evidence) string {
+	if ip := SourceIP(e.Header); ip != nil {
+		return ip.String()
+	}
+	return e.KnownSource
+}
+
+// lost: accepted, never seen, no bounce. Who dropped it is not observable,
+// but when the sending domain's DNS breaks SPF, DKIM or DMARC for this
+// sender's mail, a receiver enforcing DMARC most likely rejected it, and
+// the DSN went to the envelope sender rather than to us.
+func lost(e Evidence) string {
+	if f, ok := brokenForSender(e); ok && !e.SubmittedAt.IsZero() {
+		return fmt.Sprintf("Accepted by %s but never delivered to %s, most likely rejected under DMARC because %s",
+			e.Sender, e.Mailbox, lowerFirst(f.Message))
+	}
+	if e.SubmittedAt.IsZero() {
+		return fmt.Sprintf("The submission to %s was cut off before its reply and the canary never reached %s.", e.Sender, e.Mailbox)
+	}
+	within := ""
+	if e.Deadline > 0 {
+		within = " within " + round(e.Deadline)
+	}
+	return fmt.Sprintf("Accepted by %s (%s) but never delivered: it did not reach %s's inbox or junk folder%s and no bounce came back, so the sender's relay or %s dropped it.",
+		e.Sender, firstWords(e.SMTPReply, 3), e.Mailbox, within, e.Provider)
+}
+
+// bounced: a DSN came back. Its diagnostic is the provider's own words;
+// when the sending domain's DNS breaks authentication for this sender,
+// that is named as the reason.
+func bounced(e Evidence) string {
+	head := fmt.Sprintf("%s bounced the canary", e.Provider)
+	if e.SMTPCode != 0 || e.SMTPEnhanced != "" {
+		head += " with " + codeText(e.SMTPCode, e.SMTPEnhanced)
+	}
+	if r := strings.TrimSpace(e.SMTPReply); r != "" {
+		head += " (" + r + ")"
+	}
+	if f, ok := brokenForSender(e); ok {
+		return head + ", because " + lowerFirst(f.Message)
+	}
+	return head + "."
+}
+
+// brokenForSender is a critical SPF, DKIM or DMARC finding that fails
+// this sender's mail (its source address and selectors), for a canary
+// whose verdicts we never saw.
+func brokenForSender(e Evidence) (dnscheck.Finding, bool) {
+	if e.DNS == nil {
+		return dnscheck.Finding{}, false
+	}
+	probe := e
+	probe.Verdicts = verify.Verdicts{SPF: "unknown", DKIM: "unknown", DMARC: "unknown"}
+	if _, f, ok := DNSCause(probe); ok && f.Severity >= dnscheck.SeverityCritical {
+		return f, true
+	}
+	return dnscheck.Finding{}, false
+}
+
+// authFailure explains a failing SPF, DKIM or DMARC verdict from the DNS
+// report, choosing the finding about this attempt's source address and
+// signing selector. SPF first, then DKIM, then DMARC: a DMARC failure
+// usually follows from the other two.
+func authFailure(e Evidence) string {
+	v := verdicts(e)
+	if !AuthFailing(e) {
+		return ""
+	}
+	ip := source(e)
+	sigs := signers(e)
+	if method, f, ok := DNSCause(e); ok {
+		return fmt.Sprintf("%s=%s at %s: %s", method, verdictOf(v, method), e.Provider, f.Message)
+	}
+	// No DNS cause: say what the receiver said.
+	for _, c := range []struct{ method, verdict string }{{"spf", v.SPF}, {"dkim", v.DKIM}, {"dmarc", v.DMARC}} {
+		if !failing(c.verdict) {
+			continue
+		}
+		why := resultDetail(v, c.method)
+		where := ""
+		switch c.method {
+		case "spf":
+			if ip != "" {
+				where = " for " + ip
+			}
+		case "dkim":
+			if len(sigs) > 0 {
+				where = " for selector " + sigs[0].Selector + " of " + sigs[0].Domain
+			}
+		}
+		dnsNote := "; the DNS records checked look sound"
+		if e.DNS == nil {
+			dnsNote = "; no DNS snapshot of the domain was available"
+		}
+		return fmt.Sprintf("%s reported %s=%s%s%s%s.", e.Provider, c.method, c.verdict, where, why, dnsNote)
+	}
+	return ""
+}
+
+// DNSCause returns the DNS finding behind the attempt's failing verdicts:
+// SPF first, then DKIM, then DMARC, since a DMARC failure usually follows
+// from the other two. ok is false when e.DNS is nil or holds no cause.
+func DNSCause(e Evidence) (method string, f dnscheck.Finding, ok bool) {
+	if e.DNS == nil {
+		return "", dnscheck.Finding{}, false
+	}
+	v := verdicts(e)
+	if failing(v.SPF) {
+		if f, ok := spfCause(e.DNS, source(e)); ok {
+			return "spf", f, true
+		}
+	}
+	if failing(v.DKIM) {
+		if f, ok := dkimCause(e.DNS, signers(e)); ok {
+			return "dkim", f, true
+		}
+	}
+	if failing(v.DMARC) {
+		if f, ok := e.DNS.Cause("dmarc"); ok {
+			return "dmarc", f, true
+		}
+	}
+	return "", dnscheck.Finding{}, false
+}
+
+func verdictOf(v verify.Verdicts, method string) string {
+	switch method {
+	case "spf":
+		return v.SPF
+	case "dkim":
+		return v.DKIM
+	}
+	return v.DMARC
+}
+
+// spfCause picks the SPF finding that explains mail from ip: a source
+// address finding only when it is about ip.
+func spfCause(r *dnscheck.Report, ip string) (dnscheck.Finding, bool) {
+	for _, f := range r.Findings {
+		if f.Severity < dnscheck.SeverityError || !strings.HasPrefix(f.Code, "spf.") {
+			continue
+		}
+		if f.Code == "spf.source_not_authorised" && ip != "" && !strings.Contains(f.Data, ip) {
+			continue
+		}
+		return f, true
+	}
+	return dnscheck.Finding{}, false
+}
+
+// dkimCause picks the DKIM finding about a selector that signed the
+// canary; any DKIM error when no signature was read.
+func dkimCause(r *dnscheck.Report, sigs []Signature) (dnscheck.Finding, bool) {
+	for _, f := range r.Findings {
+		if f.Severity < dnscheck.SeverityError || !strings.HasPrefix(f.Code, "dkim.") {
+			continue
+		}
+		if len(sigs) == 0 {
+			return f, true
+		}
+		for _, s := range sigs {
+			if strings.EqualFold(strings.TrimSuffix(f.Name, "."), s.Selector+"._domainkey."+s.Domain) {
+				return f, true
+			}
+		}
+	}
+	return dnscheck.Finding{}, false
+}
+
+// resultDetail is the receiver's own reason for a method's result, as
+// " (reason)", or "".
+func resultDetail(v verify.Verdicts, method string) string {
+	for _, r := range v.Results {
+		if r.Method != method {
+			continue
+		}
+		why := r.Reason
+		if why == "" {
+			why = r.Comment
+		}
+		if why != "" {
+			return " (" + why + ")"
+		}
+	}
+	return ""
+}
+
+func spam(e Evidence) string {
+	signal := ""
+	if s := e.Verdicts.Spam; s != nil && s.Microsoft != nil {
+		m := s.Microsoft
+		var parts []string
+		if m.SFV != "" {
+			parts = append(parts, "SFV="+m.SFV)
+		}
+		if m.SCL != nil {
+			parts = append(parts, fmt.Sprintf("SCL=%d", *m.SCL))
+		}
+		if m.CAT != "" {
+			parts = append(parts, "CAT="+m.CAT)
+		}
+		if len(parts) > 0 {
+			signal = " (" + strings.Join(parts, " ") + ")"
+		}
+	}
+	return fmt.Sprintf("%s filed the canary as spam%s although SPF, DKIM and DMARC passed: its content or the sender's reputation, not DNS.", e.Provider, signal)
+}
+
+// late tells where the time went: before the provider accepted the canary
+// (the relay's first try failed: a deferral such as greylisting, or the MX
+// was unreachable) or after (held inside the provider).
+func late(e Evidence) string {
+	latency := e.SeenAt.Sub(e.SubmittedAt)
+	head := fmt.Sprintf("Delivered in %s (SLO %s)", round(latency), round(e.LatencySLO))
+	if e.ReceivedAt.IsZero() || e.SubmittedAt.IsZero() || e.SeenAt.IsZero() {
+		return head + "; the provider's Received header gives no time to tell where the delay was."
+	}
+	// The Received timestamp has 1 s resolution: give it that slack.
+	transit := e.ReceivedAt.Add(time.Second).Sub(e.SubmittedAt)
+	held := e.SeenAt.Sub(e.ReceivedAt)
+	if transit > held {
+		return fmt.Sprintf("%s: %s accepted it only about %s after submission, so the relay's first delivery try was deferred (typically 4xx greylisting such as 451 4.7.1) or could not connect, and a retry went through.",
+			head, e.Provider, round(max(transit-time.Second, 0)))
+	}
+	return fmt.Sprintf("%s: %s accepted it at once but it reached the mailbox only %s later, held inside the provider.", head, e.Provider, round(held))
+}
+
+func round(d time.Duration) string {
+	if d >= 10*time.Second {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
+
+func lowerFirst(s string) string {
+	if s == "" || strings.HasPrefix(s, "SPF") || strings.HasPrefix(s, "DKIM") || strings.HasPrefix(s, "DMARC") {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
+// firstWords shortens a reply for a sentence.
+func firstWords(s string, n int) string {
+	f := strings.Fields(s)
+	if len(f) > n {
+		return strings.Join(f[:n], " ") + " …"
+	}
+	return strings.Join(f, " ")
+}
+
+// signers are the selectors that signed the canary: the DKIM-Signature
+// headers, plus the receiver's header.s where it names one.
+func signers(e Evidence) []Signature {
+	sigs := Signatures(e.Header)
+	if e.Header == "" {
+		sigs = slices.Clone(e.KnownSigners)
+	}
+	for _, r := range e.Verdicts.Results {
+		s, d := strings.ToLower(r.Props["header.s"]), strings.ToLower(r.Props["header.d"])
+		if r.Method != "dkim" || s == "" || d == "" {
+			continue
+		}
+		if !slices.Contains(sigs, Signature{Domain: d, Selector: s}) {
+			sigs = append(sigs, Signature{Domain: d, Selector: s})
+		}
+	}
+	return sigs
+}

@@ -1,0 +1,79 @@
+package diagnose
+
+import (
+	"bufio"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// Signature is one DKIM signature of a canary: which key signed it.
+type Signature struct {
+	Domain   string // d=, lower case
+	Selector string // s=, lower case
+}
+
+// Signatures returns the DKIM signatures (d= and s=) in a header block,
+// topmost first. Malformed signatures are skipped: the receiver's verdict
+// already says what it made of them.
+func Signatures(header string) []Signature {
+	h, ok := parseHeader(header)
+	if !ok {
+		return nil
+	}
+	var out []Signature
+	for _, v := range h.Values("DKIM-Signature") {
+		tags := map[string]string{}
+		for _, part := range strings.Split(v, ";") {
+			k, val, ok := strings.Cut(part, "=")
+			if !ok {
+				continue
+			}
+			tags[strings.TrimSpace(strings.ToLower(k))] = strings.Join(strings.Fields(val), "")
+		}
+		if tags["d"] != "" && tags["s"] != "" {
+			out = append(out, Signature{Domain: strings.ToLower(tags["d"]), Selector: strings.ToLower(tags["s"])})
+		}
+	}
+	return out
+}
+
+var (
+	clientIP  = regexp.MustCompile(`(?i)\bclient-ip=([0-9a-f.:]+)`)
+	ipLiteral = regexp.MustCompile(`[\[(]([0-9a-fA-F.:]*[.:][0-9a-fA-F.:]*)[\])]`)
+)
+
+// SourceIP returns the address that delivered the canary to the provider:
+// Received-SPF's client-ip, else the IP literal in the from clause of the
+// topmost Received header; nil when neither is there.
+func SourceIP(header string) net.IP {
+	h, ok := parseHeader(header)
+	if !ok {
+		return nil
+	}
+	if m := clientIP.FindStringSubmatch(h.Get("Received-SPF")); m != nil {
+		if ip := net.ParseIP(m[1]); ip != nil {
+			return ip
+		}
+	}
+	from, _, _ := strings.Cut(h.Get("Received"), " by ")
+	for _, m := range ipLiteral.FindAllStringSubmatch(from, -1) {
+		if ip := net.ParseIP(strings.TrimPrefix(strings.ToLower(m[1]), "ipv6:")); ip != nil {
+			return ip
+		}
+	}
+	return nil
+}
+
+func parseHeader(header string) (textproto.Header, bool) {
+	if header == "" {
+		return textproto.Header{}, false
+	}
+	if !strings.HasSuffix(header, "\r\n\r\n") && !strings.HasSuffix(header, "\n\n") {
+		header += "\r\n\r\n"
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(strings.NewReader(header)))
+	return h, err == nil
+}
