@@ -143,6 +143,28 @@ probes:
     mailboxes: [{{range $i, $m := .Mailboxes}}{{if $i}}, {{end}}{{$m.Name}}{{end}}]
     deadline: {{.Opts.Deadline}}
     latency_slo: {{.Opts.LatencySLO}}
+{{- $m365 := false}}{{$backup := false}}
+{{- range .Senders}}{{if eq .Name "m365"}}{{$m365 = true}}{{end}}{{if eq .Name "backup"}}{{$backup = true}}{{end}}{{end}}
+{{- if and $m365 $backup}}
+# OTP mail leaves through m365 and fails over to the backup relay. The
+# thresholds count probe rounds (one run of the probe above): leave m365
+# after 3 consecutive rounds failing at 2 or more providers, return after
+# 3 consecutive healthy rounds and at least 20s on the backup.
+routes:
+  - name: otp
+    primary: m365
+    backups: [backup]
+    unhealthy_providers: 2
+    unhealthy_rounds: 3
+    healthy_rounds: 3
+    min_hold: 20s
+slos:
+  - name: otp-inbox
+    route: otp
+    objective: 99.5
+    latency: {{.Opts.LatencySLO}}
+    window: 24h
+{{- end}}
 store:
   path: {{printf "%q" (print .Opts.Dir "/otpprobe.db")}}
 http:

@@ -22,6 +22,12 @@
 //	otpprobe_dns_changes_total{sender,record}                           counter
 //	otpprobe_dns_findings{sender,severity}                              gauge
 //	otpprobe_build_info{version,goversion}                              gauge
+//	otpprobe_alerts_firing{alertname,severity}                          gauge    (Reports)
+//	otpprobe_notifications_total{notifier,result}                       counter  (Reports)
+//	otpprobe_slo_objective_ratio{slo}                                   gauge    (Reports)
+//	otpprobe_slo_sli_ratio{slo}                                         gauge    (Reports)
+//	otpprobe_slo_error_budget_remaining_ratio{slo}                      gauge    (Reports)
+//	otpprobe_slo_burn_rate{slo,window}                                  gauge    (Reports)
 //	promhttp_metric_handler_requests_total{code}, go_*, process_*       (standard)
 //
 // All of them also have the label agent.

@@ -170,13 +170,19 @@ func (s *SQLite) Delivered(ctx context.Context, id int64, at time.Time) error {
 	return nil
 }
 
-// Retry records a failed delivery and when to try again.
-func (s *SQLite) Retry(ctx context.Context, id int64, next time.Time, cause string) error {
-	if _, err := s.w.ExecContext(ctx, `UPDATE outbox SET next_at = ?, tries = tries + 1, last_error = ? WHERE id = ?`,
-		next.UnixMilli(), cause, id); err != nil {
-		return fmt.Errorf("store: notification %d retry: %w", id, err)
-	}
-	return nil
+// Retry records a failed delivery of e and when to try again. The
+// notifier's later entries wait at least as long, so that a notifier
+// receives its notifications in order (a resolved never before its firing).
+func (s *SQLite) Retry(ctx context.Context, e OutboxEntry, next time.Time, cause string) error {
+	return s.tx(ctx, fmt.Sprintf("retry notification %d", e.ID), func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET next_at = ?, tries = tries + 1, last_error = ? WHERE id = ?`,
+			next.UnixMilli(), cause, e.ID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_at = max(next_at, ?)
+			WHERE notifier = ? AND delivered_at IS NULL AND id > ?`, next.UnixMilli(), e.Notifier, e.ID)
+		return err
+	})
 }
 
 // UndeliveredCount is the length of the queue.

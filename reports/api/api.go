@@ -1,0 +1,245 @@
+// Package api is otpprobe's HTTP API (JSON under /api/v1/): the route
+// decisions the OTP application reads before each send, manual pins, SLO
+// status and firing alerts.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/otpprobe/otpprobe/reports/alert"
+	"github.com/otpprobe/otpprobe/reports/failover"
+	"github.com/otpprobe/otpprobe/reports/slo"
+)
+
+// Routes is the failover side of the API (failover.Failover).
+type Routes interface {
+	Decision(route string) (failover.Decision, bool)
+	Decisions() []failover.Decision
+	Pin(ctx context.Context, route, sender, reason string) (failover.Decision, error)
+	Unpin(ctx context.Context, route string) (failover.Decision, error)
+}
+
+// SLOs evaluates objectives (slo.Evaluator).
+type SLOs interface {
+	Evaluate(ctx context.Context) ([]slo.Status, error)
+}
+
+// Alerts lists firing alerts (alert.Manager).
+type Alerts interface {
+	Firing() []alert.Alert
+}
+
+// Options are the API's sources; nil ones answer 404.
+type Options struct {
+	Routes Routes
+	SLOs   SLOs
+	Alerts Alerts
+	Logger *slog.Logger
+}
+
+// Register adds the API's handlers to mux:
+//
+//	GET  /api/v1/routes               every route's decision
+//	GET  /api/v1/routes/{route}       one decision; ETag, If-None-Match → 304
+//	POST /api/v1/routes/{route}/pin   {"sender": "backup", "reason": "..."}
+//	POST /api/v1/routes/{route}/unpin
+//	GET  /api/v1/slo                  every SLO's status
+//	GET  /api/v1/alerts               firing alerts
+//
+// POST requests must be application/json, which a browser cannot send
+// cross-site without a preflight this API never answers.
+func Register(mux *http.ServeMux, o Options) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{o}
+	mux.HandleFunc("GET /api/v1/routes", s.routes)
+	mux.HandleFunc("GET /api/v1/routes/{route}", s.route)
+	mux.HandleFunc("POST /api/v1/routes/{route}/pin", s.pin)
+	mux.HandleFunc("POST /api/v1/routes/{route}/unpin", s.unpin)
+	mux.HandleFunc("GET /api/v1/slo", s.slo)
+	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
+}
+
+type server struct{ o Options }
+
+func (s *server) routes(w http.ResponseWriter, r *http.Request) {
+	if s.o.Routes == nil {
+		writeJSON(w, r, http.StatusOK, []failover.Decision{})
+		return
+	}
+	writeJSON(w, r, http.StatusOK, s.o.Routes.Decisions())
+}
+
+func (s *server) route(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("route")
+	if s.o.Routes == nil {
+		writeError(w, http.StatusNotFound, "unknown route "+quote(name))
+		return
+	}
+	d, ok := s.o.Routes.Decision(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown route "+quote(name))
+		return
+	}
+	writeJSON(w, r, http.StatusOK, d)
+}
+
+// maxBody bounds a pin request.
+const maxBody = 4 << 10
+
+type pinRequest struct {
+	Sender string `json:"sender"`
+	Reason string `json:"reason"`
+}
+
+func (s *server) pin(w http.ResponseWriter, r *http.Request) {
+	if s.o.Routes == nil {
+		writeError(w, http.StatusNotFound, "no routes are configured")
+		return
+	}
+	var req pinRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	if req.Sender == "" {
+		writeError(w, http.StatusBadRequest, `"sender" is required`)
+		return
+	}
+	d, err := s.o.Routes.Pin(r.Context(), r.PathValue("route"), req.Sender, req.Reason)
+	s.decided(w, r, d, err)
+}
+
+func (s *server) unpin(w http.ResponseWriter, r *http.Request) {
+	if s.o.Routes == nil {
+		writeError(w, http.StatusNotFound, "no routes are configured")
+		return
+	}
+	if r.ContentLength != 0 {
+		var empty struct{}
+		if !decodeJSON(w, r, &empty) {
+			return
+		}
+	} else if !jsonContent(w, r) {
+		return
+	}
+	d, err := s.o.Routes.Unpin(r.Context(), r.PathValue("route"))
+	s.decided(w, r, d, err)
+}
+
+func (s *server) decided(w http.ResponseWriter, r *http.Request, d failover.Decision, err error) {
+	switch {
+	case errors.Is(err, failover.ErrUnknownRoute):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, failover.ErrUnknownSender):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case err != nil:
+		s.o.Logger.Error("api: route change", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not store the change")
+	default:
+		writeJSON(w, r, http.StatusOK, d)
+	}
+}
+
+func (s *server) slo(w http.ResponseWriter, r *http.Request) {
+	if s.o.SLOs == nil {
+		writeJSON(w, r, http.StatusOK, []slo.Status{})
+		return
+	}
+	sts, err := s.o.SLOs.Evaluate(r.Context())
+	if err != nil {
+		s.o.Logger.Error("api: evaluate SLOs", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not evaluate the SLOs")
+		return
+	}
+	writeJSON(w, r, http.StatusOK, sts)
+}
+
+func (s *server) alerts(w http.ResponseWriter, r *http.Request) {
+	out := []alert.Alert{}
+	if s.o.Alerts != nil {
+		out = append(out, s.o.Alerts.Firing()...)
+	}
+	writeJSON(w, r, http.StatusOK, out)
+}
+
+func jsonContent(w http.ResponseWriter, r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "want Content-Type: application/json")
+		return false
+	}
+	return true
+}
+
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if !jsonContent(w, r) {
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: "+err.Error())
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeError(w, http.StatusBadRequest, "invalid JSON body: more than one value")
+		return false
+	}
+	return true
+}
+
+// writeJSON writes v with a strong ETag over its encoding, answering 304
+// when the client's If-None-Match already names it.
+func writeJSON(w http.ResponseWriter, r *http.Request, code int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "could not encode the response")
+		return
+	}
+	body = append(body, '\n')
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "no-cache")
+	if code == http.StatusOK && etagMatch(r.Header.Get("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(body)
+}
+
+// etagMatch implements If-None-Match's weak comparison (RFC 9110 §13.1.2).
+func etagMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
