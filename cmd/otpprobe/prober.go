@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/metrics"
 	"github.com/otpprobe/otpprobe/reports/store"
 	"github.com/otpprobe/otpprobe/targets"
@@ -20,6 +21,7 @@ type prober struct {
 	store   *store.SQLite
 	metrics *metrics.Metrics
 	engine  *probe.Engine
+	dns     *dnswatch.Watcher // DNS posture checks; also the engine's diagnosis Enricher
 }
 
 // openProber opens the store and builds the engine; start it with
@@ -30,15 +32,21 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	m := metrics.New(cfg.Agent)
+	dw, err := openDNSWatch(cfg, st, m, logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	eng, err := probe.New(cfg, probe.Options{
 		Store: st, Logger: logger,
 		Observers: []func(*probe.Attempt){m.ObserveAttempt},
+		Enrichers: []func(context.Context, *probe.Attempt){dw.Enrich},
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &prober{cfg: cfg, store: st, metrics: m, engine: eng}, nil
+	return &prober{cfg: cfg, store: st, metrics: m, engine: eng, dns: dw}, nil
 }
 
 func (p *prober) close() { p.store.Close() }

@@ -49,7 +49,15 @@ func runDaemon(ctx context.Context, cfg *targets.Config, logger *slog.Logger, st
 		return exitRuntime
 	}
 	logger.Info("otpprobe running", "http", addr, "probes", len(cfg.Probes), "agent", cfg.Agent)
+	dnsDone := make(chan struct{}) // the DNS checks write to the store: wait before closing it
+	go func() {
+		defer close(dnsDone)
+		if err := p.dns.Run(ctx); err != nil {
+			logger.Error("DNS checks not scheduled", "err", err)
+		}
+	}()
 	sched.Start(ctx) // returns after ctx ends and running rounds finished
+	<-dnsDone
 	logger.Info("otpprobe stopped")
 	return exitOK
 }
