@@ -35,6 +35,7 @@ func commands() []command {
 		{"lab", "the embedded mail world: 'lab' (demo), 'lab serve', 'lab scenarios'", cmdLab},
 		{"validate", "check a config file and print what it describes (no secrets)", cmdValidate},
 		{"check", "'check dns': audit SPF, DKIM, DMARC, MX, MTA-STS and DANE; exit 1 on errors", cmdCheck},
+		{"inspect", "print the verdicts in a message's headers (Authentication-Results, ARC, spam, DSN) as JSON", cmdInspect},
 	}
 }
 
