@@ -282,7 +282,7 @@ func (w *Watcher) session(ctx context.Context) (selected bool, err error) {
 	w.log.Info("imap watcher connected", "actual_folder", folder, "trash", trash, "idle", useIdle,
 		"uidvalidity", sel.UIDValidity, "uidnext", uint32(sel.UIDNext), "exists", sel.NumMessages)
 
-	s := &watchSession{w: w, c: c, sel: sel, folder: folder, trash: trash}
+	s := &watchSession{w: w, c: c, folder: folder, trash: trash}
 	if sel.UIDValidity != w.uidValidity || w.rescan.Swap(false) {
 		// First connection, or the folder was recreated and every UID we
 		// knew is void: look at the last day again.
@@ -297,12 +297,9 @@ func (w *Watcher) session(ctx context.Context) (selected bool, err error) {
 			w.lastUID = sel.UIDNext - 1
 		}
 	}
-	if err := s.flushCleanup(ctx); err != nil {
-		return true, err
-	}
 	// Mail appended while we were away has UIDs above lastUID: the first
 	// poll finds it.
-	noop := false
+	noop, first := false, true
 	for {
 		if w.rescan.Swap(false) {
 			if err := s.rescan(ctx); err != nil {
@@ -311,6 +308,13 @@ func (w *Watcher) session(ctx context.Context) (selected bool, err error) {
 		}
 		if err := s.poll(ctx, noop); err != nil {
 			return true, err
+		}
+		if first {
+			// Arrivals first, then the cleanup the last connection lost.
+			first = false
+			if err := s.retryBacklog(ctx); err != nil {
+				return true, err
+			}
 		}
 		var woke bool
 		if useIdle {
@@ -373,7 +377,6 @@ func cleanupOn(mb targets.Mailbox) bool { return mb.Cleanup == nil || *mb.Cleanu
 type watchSession struct {
 	w             *Watcher
 	c             *imapclient.Client
-	sel           *imap.SelectData
 	folder, trash string
 }
 
@@ -394,19 +397,18 @@ func (s *watchSession) poll(ctx context.Context, noop bool) error {
 			return w.fail(StageFetch, ctxErr(ctx, err))
 		}
 	}
-	// imapclient signals SELECT's completion before it records the
-	// selected mailbox, so right after SELECT Mailbox() may still be nil.
-	n := s.sel.NumMessages
-	if mb := s.c.Mailbox(); mb != nil {
-		n = mb.NumMessages
-	}
-	if n > 0 {
-		// n:* always includes the highest UID, even when it is below n:
-		// process filters on lastUID.
-		set := imap.UIDSet{imap.UIDRange{Start: w.lastUID + 1, Stop: 0}}
-		if err := s.process(ctx, set, time.Time{}); err != nil {
+	// The message count the client tracks is not trusted to skip the
+	// fetch: it is briefly unset after SELECT (imapclient records it after
+	// signalling completion) and drifts when a server's EXPUNGEs are off.
+	// n:* always includes the highest UID, even when it is below n:
+	// process filters on lastUID.
+	set := imap.UIDSet{imap.UIDRange{Start: w.lastUID + 1, Stop: 0}}
+	if err := s.process(ctx, set, time.Time{}); err != nil {
+		var ie *imap.Error
+		if mb := s.c.Mailbox(); !errors.As(err, &ie) || mb == nil || mb.NumMessages > 0 {
 			return err
 		}
+		// Some servers refuse "*" in an empty mailbox.
 	}
 	now := time.Now()
 	w.update(func(st *WatchState) { st.LastPoll, st.LastUID = now, uint32(w.lastUID) })
@@ -488,31 +490,52 @@ func (s *watchSession) process(ctx context.Context, set imap.UIDSet, since time.
 	if len(matched) == 0 || !cleanupOn(w.cfg.Mailbox) {
 		return nil
 	}
-	w.backlog = append(w.backlog, matched...)
-	if over := len(w.backlog) - backlogMax; over > 0 {
-		w.backlog = w.backlog[over:]
-	}
-	return s.flushCleanup(ctx)
+	return s.cleanupOrKeep(ctx, matched)
 }
 
-// flushCleanup cleans up the backlog. A refusal (quota, read-only folder)
-// leaves the canaries in place for good; a broken connection keeps the
-// backlog for the next one (UID commands skip UIDs already gone).
-func (s *watchSession) flushCleanup(ctx context.Context) error {
+// cleanupOrKeep cleans up uids. A refusal (quota, read-only folder) leaves
+// the canaries in place for good; when the connection breaks instead, the
+// UIDs wait in the backlog for the next connection.
+func (s *watchSession) cleanupOrKeep(ctx context.Context, uids []imap.UID) error {
 	w := s.w
-	if len(w.backlog) == 0 {
-		return nil
-	}
-	err := s.cleanup(w.backlog)
+	err := s.cleanup(uids)
 	var ie *imap.Error
 	switch {
 	case err == nil:
 	case errors.As(err, &ie):
-		w.log.Warn("imap cleanup refused", "err", err, "count", len(w.backlog))
+		w.log.Warn("imap cleanup refused", "err", err, "count", len(uids))
 	default:
+		w.backlog = append(w.backlog, uids...)
+		if over := len(w.backlog) - backlogMax; over > 0 {
+			w.backlog = w.backlog[over:]
+		}
+		return w.fail(StageCleanup, ctxErr(ctx, err))
+	}
+	return nil
+}
+
+// retryBacklog finishes a cleanup that a lost connection interrupted. The
+// server may have done the work before the line dropped, so it first asks
+// which of those UIDs still exist, and only touches those.
+func (s *watchSession) retryBacklog(ctx context.Context) error {
+	w := s.w
+	if len(w.backlog) == 0 {
+		return nil
+	}
+	defer s.guard()()
+	data, err := s.c.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{imap.UIDSetNum(w.backlog...)}}, nil).Wait()
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		w.log.Warn("imap cleanup retry refused", "err", err, "count", len(w.backlog))
+		w.backlog = nil
+		return nil
+	} else if err != nil {
 		return w.fail(StageCleanup, ctxErr(ctx, err))
 	}
 	w.backlog = nil
+	if left := data.AllUIDs(); len(left) > 0 {
+		return s.cleanupOrKeep(ctx, left)
+	}
 	return nil
 }
 
