@@ -40,8 +40,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// Extra notifiers besides the config's (tests).
 	Notifiers []alert.Notifier
-	// RetryBase is the first notification retry delay (default 2s).
-	RetryBase time.Duration
+	// RetryBase and RetryMax bound notification retry delays (defaults 2s
+	// and 5m).
+	RetryBase, RetryMax time.Duration
 	// SLOEvery is how often SLOs are evaluated for alerts and metrics
 	// (default 30s).
 	SLOEvery time.Duration
@@ -86,7 +87,7 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 		notifiers = append(notifiers, n)
 	}
 	aopts := alert.Options{Store: opts.Store, Notifiers: notifiers, Logger: opts.Logger.With("component", "alert"),
-		Agent: cfg.Agent, RetryBase: opts.RetryBase}
+		Agent: cfg.Agent, RetryBase: opts.RetryBase, RetryMax: opts.RetryMax}
 	if opts.Metrics != nil {
 		p.reports = metrics.NewReports(opts.Metrics)
 		for _, n := range notifiers {
