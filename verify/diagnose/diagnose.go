@@ -226,8 +226,13 @@ func brokenForSender(e Evidence) (dnscheck.Finding, bool) {
 	if e.DNS == nil {
 		return dnscheck.Finding{}, false
 	}
+	// Findings about an address or selector count only when this
+	// sender's is known to be it. A missing DMARC record rejects nothing.
 	probe := e
-	probe.Verdicts = verify.Verdicts{SPF: "unknown", DKIM: "unknown", DMARC: "unknown"}
+	probe.Verdicts = verify.Verdicts{SPF: "unknown", DKIM: "unknown"}
+	if len(signers(e)) == 0 {
+		probe.Verdicts.DKIM = ""
+	}
 	if _, f, ok := DNSCause(probe); ok && f.Severity >= dnscheck.SeverityCritical {
 		return f, true
 	}
@@ -311,13 +316,13 @@ func verdictOf(v verify.Verdicts, method string) string {
 }
 
 // spfCause picks the SPF finding that explains mail from ip: a source
-// address finding only when it is about ip.
+// address finding only when it is about ip (never when ip is unknown).
 func spfCause(r *dnscheck.Report, ip string) (dnscheck.Finding, bool) {
 	for _, f := range r.Findings {
 		if f.Severity < dnscheck.SeverityError || !strings.HasPrefix(f.Code, "spf.") {
 			continue
 		}
-		if f.Code == "spf.source_not_authorised" && ip != "" && !strings.Contains(f.Data, ip) {
+		if f.Code == "spf.source_not_authorised" && (ip == "" || !strings.HasPrefix(f.Data, ip+":")) {
 			continue
 		}
 		return f, true

@@ -1,0 +1,154 @@
+package diagnose
+
+import (
+	"net"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpprobe/otpprobe/verify"
+	"github.com/otpprobe/otpprobe/verify/dnscheck"
+)
+
+// outlookHeader is a canary as the lab's Outlook-like receiver stored it.
+const outlookHeader = "Received: from mail-out.protection.outlook.test (127.0.0.11) by\r\n" +
+	" DM6NAM12FT034.mail.protection.outlook.com (10.13.178.150) with Microsoft SMTP\r\n" +
+	" Server id 15.20.8722.1 via Frontend Transport; Mon, 23 Nov 2026 18:29:49 +0000\r\n" +
+	"Authentication-Results: spf=pass (sender IP is 127.0.0.11)\r\n" +
+	" smtp.mailfrom=example-bank.test; dkim=fail (no key for signature)\r\n" +
+	" header.d=example-bank.test;dmarc=pass action=none header.from=example-bank.test\r\n" +
+	"DKIM-Signature: a=rsa-sha256; bh=XFlHqkCwZGMmYfYjVml6cQqbAfBLwXJ+V75XvjWaiec=;\r\n" +
+	" c=relaxed/relaxed; d=Example-Bank.test;\r\n" +
+	" h=From:To:Subject:Date:Message-ID;\r\n" +
+	" s=selector1; t=1795458588; v=1;\r\n" +
+	" b=QFhw0QKq4PYo2KXNjV0m4sxz3NPppxlvzMgQtoaN54bIT9e2cjM6ImBtMSq6iOLC9E0wuU21\r\n" +
+	"Received: from vm (vm [127.0.0.1]) by mail-out.protection.outlook.test with\r\n" +
+	" ESMTPSA id 22879894338034; Mon, 23 Nov 2026 18:29:48 +0000\r\n" +
+	"From: <otp@example-bank.test>\r\n\r\n"
+
+func TestSignaturesAndSourceIP(t *testing.T) {
+	if got, want := Signatures(outlookHeader), []Signature{{"example-bank.test", "selector1"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Signatures = %v, want %v", got, want)
+	}
+	if ip := SourceIP(outlookHeader); !ip.Equal(net.ParseIP("127.0.0.11")) {
+		t.Errorf("SourceIP = %v, want 127.0.0.11 (top Received, not the submission hop)", ip)
+	}
+	spf := "Received-SPF: Pass (domain designates 192.0.2.7) client-ip=192.0.2.7; helo=x\r\n" + outlookHeader
+	if ip := SourceIP(spf); !ip.Equal(net.ParseIP("192.0.2.7")) {
+		t.Errorf("SourceIP = %v, want Received-SPF's client-ip", ip)
+	}
+	gmail := "Received: from out.backup-relay.test (out.backup-relay.test. [2001:db8::12])\r\n by mx.google.com with ESMTPS id x; Mon, 23 Nov 2026 18:29:49 +0000\r\n\r\n"
+	if ip := SourceIP(gmail); !ip.Equal(net.ParseIP("2001:db8::12")) {
+		t.Errorf("SourceIP = %v, want the IPv6 literal", ip)
+	}
+	for _, h := range []string{"", "not a header", "DKIM-Signature: v=1; d=; s=x\r\n\r\n"} {
+		if Signatures(h) != nil || SourceIP(h) != nil {
+			t.Errorf("%q: signatures %v, source %v; want none", h, Signatures(h), SourceIP(h))
+		}
+	}
+}
+
+func finding(sev dnscheck.Severity, code, name, data, msg string) dnscheck.Finding {
+	return dnscheck.Finding{Severity: sev, Code: code, Name: name, Data: data, Message: msg}
+}
+
+// brokenZone has a finding for each check, including a selector and a
+// source address our example attempts do not use.
+var brokenZone = &dnscheck.Report{Domain: "example-bank.test", Findings: []dnscheck.Finding{
+	finding(dnscheck.SeverityCritical, "dkim.key_missing", "relay2026._domainkey.example-bank.test.", "NXDOMAIN", "relay2026 has no key."),
+	finding(dnscheck.SeverityCritical, "dkim.cname_dangling", "selector1._domainkey.example-bank.test.", "x.test", "selector1 dangles."),
+	finding(dnscheck.SeverityCritical, "dmarc.missing", "_dmarc.example-bank.test.", "NXDOMAIN", "_dmarc.example-bank.test does not exist."),
+	finding(dnscheck.SeverityCritical, "spf.source_not_authorised", "example-bank.test.", "127.0.0.12: fail", "127.0.0.12 is not authorised."),
+	finding(dnscheck.SeverityWarning, "spf.neutral_all", "example-bank.test.", "?all", "neutral."),
+}}
+
+func TestDiagnose(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)
+	pass := verify.Verdicts{Trusted: true, SPF: "pass", DKIM: "pass", DMARC: "pass"}
+	delivered := Evidence{Outcome: OutcomeInbox, Sender: "m365", Mailbox: "gmail", Provider: "gmail",
+		SubmittedAt: t0, SeenAt: t0.Add(time.Second), ReceivedAt: t0, LatencySLO: 5 * time.Second,
+		SMTPCode: 250, SMTPReply: "250 2.0.0 Ok: queued as ABC", Verdicts: pass, Header: outlookHeader}
+	with := func(f func(e *Evidence)) Evidence {
+		e := delivered
+		f(&e)
+		return e
+	}
+	ms := func(n int) *int { return &n }
+	tests := []struct {
+		name string
+		e    Evidence
+		want []string // phrases; nil: healthy, no diagnosis
+	}{
+		{"healthy", delivered, nil},
+		{"healthy without DNS or header", with(func(e *Evidence) { e.Header = "" }), nil},
+		{"dkim names the signing selector", with(func(e *Evidence) { e.Verdicts.DKIM = "fail"; e.DNS = brokenZone }),
+			[]string{"dkim=fail at gmail: selector1 dangles."}},
+		{"dkim selector from the receiver's header.s", with(func(e *Evidence) {
+			e.Header = ""
+			e.Verdicts.DKIM = "fail"
+			e.Verdicts.Results = []verify.Result{{Method: "dkim", Result: "fail", Props: map[string]string{"header.d": "example-bank.test", "header.s": "relay2026"}}}
+			e.DNS = brokenZone
+		}), []string{"relay2026 has no key."}},
+		{"missing dmarc in a trusted header", with(func(e *Evidence) { e.Verdicts.DMARC = ""; e.DNS = brokenZone }),
+			[]string{"dmarc=none at gmail", "_dmarc.example-bank.test does not exist"}},
+		{"spf finding about another address is not this one's cause", with(func(e *Evidence) { e.Verdicts.SPF = "fail"; e.DNS = brokenZone }),
+			[]string{"gmail reported spf=fail for 127.0.0.11", "DNS records checked look sound"}},
+		{"no snapshot", with(func(e *Evidence) { e.Verdicts.DKIM = "permerror" }),
+			[]string{"dkim=permerror for selector selector1 of example-bank.test", "no DNS snapshot"}},
+		{"spam with passing auth", with(func(e *Evidence) {
+			e.Outcome = OutcomeSpam
+			e.Verdicts.Spam = &verify.SpamSignals{Microsoft: &verify.MicrosoftSpam{SFV: "SPM", SCL: ms(6)}}
+		}), []string{"filed the canary as spam (SFV=SPM SCL=6)", "not DNS"}},
+		{"late before the provider took it (greylisting)", with(func(e *Evidence) {
+			e.Late, e.ReceivedAt, e.SeenAt = true, t0.Add(61*time.Second), t0.Add(61500*time.Millisecond)
+		}), []string{"Delivered in 1m2s (SLO 5s)", "accepted it only about 1m1s after submission", "451 4.7.1", "retry"}},
+		{"late inside the provider", with(func(e *Evidence) { e.Late, e.SeenAt = true, t0.Add(12*time.Second) }),
+			[]string{"accepted it at once", "12s later, held inside the provider"}},
+		{"late without Received time", with(func(e *Evidence) { e.Late, e.ReceivedAt, e.SeenAt = true, time.Time{}, t0.Add(9*time.Second) }),
+			[]string{"Delivered in 9s", "gives no time"}},
+		{"connection refused", Evidence{Outcome: OutcomeSendFailed, Sender: "m365", SMTPStage: "dial",
+			SMTPReply: "smtp dial: dial tcp 127.0.0.11:587: connect: connection refused"},
+			[]string{"submission server of m365 refused the connection", "127.0.0.11:587"}},
+		{"421 greeting", Evidence{Outcome: OutcomeSendFailed, Sender: "m365", SMTPStage: "greeting", SMTPCode: 421, SMTPEnhanced: "4.3.2",
+			SMTPReply: "smtp greeting: 421 4.3.2 Service not available"}, []string{"not taking mail", "421 4.3.2"}},
+		{"auth", Evidence{Outcome: OutcomeSendFailed, Sender: "m365", SMTPStage: "auth", SMTPCode: 535, SMTPEnhanced: "5.7.139"},
+			[]string{"rejected our credentials with 535 5.7.139"}},
+		{"rcpt deferred", Evidence{Outcome: OutcomeSendFailed, Sender: "backup", SMTPStage: "rcpt", SMTPCode: 451, SMTPEnhanced: "4.7.1", SMTPReply: "try later"},
+			[]string{"deferred the message at RCPT with 451 4.7.1"}},
+		{"lost, DNS sound", Evidence{Outcome: OutcomeLost, Sender: "backup", Mailbox: "gmail", Provider: "gmail", SubmittedAt: t0,
+			Deadline: 10 * time.Minute, SMTPReply: "250 2.0.0 Ok: queued as ABC", DNS: &dnscheck.Report{}},
+			[]string{"Accepted by backup (250 2.0.0 Ok: …) but never delivered", "within 10m0s", "no bounce"}},
+		{"lost, another address unauthorised", Evidence{Outcome: OutcomeLost, Sender: "backup", Mailbox: "gmail", SubmittedAt: t0,
+			KnownSource: "127.0.0.1", DNS: brokenZone}, []string{"never delivered", "no bounce"}},
+		{"lost, this sender's address unauthorised", Evidence{Outcome: OutcomeLost, Sender: "backup", Mailbox: "gmail", SubmittedAt: t0,
+			KnownSource: "127.0.0.12", DNS: brokenZone}, []string{"most likely rejected under DMARC because 127.0.0.12 is not authorised."}},
+		{"bounced with a DNS cause", Evidence{Outcome: OutcomeBounced, Provider: "gmail", SMTPStage: "bounce", SMTPCode: 550, SMTPEnhanced: "5.7.26",
+			SMTPReply: "smtp; 550 5.7.26 Unauthenticated email is not accepted", KnownSigners: []Signature{{"example-bank.test", "relay2026"}}, DNS: brokenZone},
+			[]string{"gmail bounced the canary with 550 5.7.26 (smtp; 550 5.7.26 Unauthenticated", "because relay2026 has no key."}},
+		{"bounced without DNS", Evidence{Outcome: OutcomeBounced, Provider: "yahoo", SMTPCode: 554, SMTPReply: "554 rejected"},
+			[]string{"yahoo bounced the canary with 554 (554 rejected)."}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Diagnose(tc.e)
+			if tc.want == nil {
+				if got != "" || !Healthy(tc.e) {
+					t.Errorf("Diagnose = %q, healthy %v; want none", got, Healthy(tc.e))
+				}
+				return
+			}
+			if Healthy(tc.e) {
+				t.Error("Healthy = true")
+			}
+			for _, p := range tc.want {
+				if !strings.Contains(got, p) {
+					t.Errorf("Diagnose = %q\nlacks %q", got, p)
+				}
+			}
+			if strings.Count(got, "\n") > 0 {
+				t.Errorf("not one line: %q", got)
+			}
+		})
+	}
+}
