@@ -67,15 +67,15 @@ func TestScenarioDiagnoses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	w, err := lab.Start(ctx, lab.Options{Dir: dir, RetryInterval: 3 * time.Second, ProviderDelay: 4 * time.Second, LossSource: alwaysLose{}})
+	w, err := lab.Start(ctx, lab.Options{Dir: dir, RetryInterval: 2 * time.Second, ProviderDelay: 2500 * time.Millisecond, LossSource: alwaysLose{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
 	ep := w.Endpoints()
-	// Latency SLO 2s: the greylist retry (3s) and the provider delay (4s)
-	// are late; deadline 6s: both still arrive, dropped mail is lost.
-	path, err := ep.WriteConfig(lab.ConfigOptions{Dir: dir, Deadline: 6 * time.Second, LatencySLO: 2 * time.Second, Listen: "127.0.0.1:0"})
+	// Latency SLO 1.5s: the greylist retry (2s) and the provider delay (2.5s)
+	// are late; deadline 4s: both still arrive, dropped mail is lost.
+	path, err := ep.WriteConfig(lab.ConfigOptions{Dir: dir, Deadline: 4 * time.Second, LatencySLO: 1500 * time.Millisecond, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
