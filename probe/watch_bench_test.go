@@ -2,10 +2,21 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/otpprobe/otpprobe/lab"
+	"github.com/otpprobe/otpprobe/targets"
 )
 
 // benchWatcher starts a lab provider and an IDLE watcher on its INBOX that
@@ -62,6 +73,10 @@ func BenchmarkWatcherIdleLatency(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / float64(time.Millisecond) }
 	b.ReportMetric(q(0.50), "p50-ms")
@@ -95,4 +110,77 @@ func BenchmarkWatcherThroughput(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "arrivals/s")
+}
+
+// BenchmarkWatcherInteropIdleLatency is BenchmarkWatcherIdleLatency against
+// Dovecot (scripts/testservers.sh): from the start of a second client's
+// APPEND to deliver().
+func BenchmarkWatcherInteropIdleLatency(b *testing.B) {
+	path := os.Getenv("OTPPROBE_INTEROP_ENDPOINTS")
+	if path == "" {
+		b.Skip("OTPPROBE_INTEROP_ENDPOINTS is not set")
+	}
+	ep, err := lab.LoadEndpoints(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mbEP := ep.Mailboxes[0]
+	mb := targets.Mailbox{
+		Name:     mbEP.Name,
+		Endpoint: targets.Endpoint{Host: mbEP.Host, Port: mbEP.Port, TLS: mbEP.TLS, CAFile: ep.CAFile},
+		Auth:     targets.Auth{Mechanism: targets.AuthPlain, Username: mbEP.Username},
+	}
+	run := fmt.Sprintf("otp-b%d-", time.Now().UnixNano())
+	got := make(chan time.Time, b.N)
+	wt := NewWatcher(WatchConfig{Mailbox: mb, Creds: staticCreds(mbEP.Username, mbEP.Password), PollEvery: time.Second},
+		func(tok string) bool { return strings.HasPrefix(tok, run) },
+		func(Arrival) { got <- time.Now() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { wt.Run(ctx); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+	waitIdle(wt)
+
+	pem, err := os.ReadFile(ep.CAFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c, err := imapclient.DialStartTLS(net.JoinHostPort(mbEP.Host, strconv.Itoa(mbEP.Port)),
+		&imapclient.Options{TLSConfig: &tls.Config{RootCAs: pool, ServerName: mbEP.Host}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(mbEP.Username, mbEP.Password).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		waitIdle(wt)
+		b.StartTimer()
+		msg := canaryMsg(fmt.Sprintf("%s%06d", run, i))
+		start := time.Now()
+		cmd := c.Append("INBOX", int64(len(msg)), nil)
+		if _, err := cmd.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case seen := <-got:
+			lat = append(lat, seen.Sub(start))
+		case <-time.After(waitLong):
+			b.Fatalf("canary %d not delivered", i)
+		}
+	}
+	b.StopTimer()
+	reportLatency(b, lat)
 }
