@@ -18,5 +18,14 @@ else
   echo "testservers: could not start Dovecot/Postfix; interop tests will skip (and fail under CI=true)"
 fi
 
+echo "== promtool check rules, promtool test rules (configs/prometheus)"
+rc=0
+scripts/promtool.sh check || rc=$?
+if [ "$rc" -eq 3 ] && [ "${CI:-}" != "true" ]; then
+  echo "promtool: not installed and not root; rules not checked (a failure under CI=true)"
+elif [ "$rc" -ne 0 ]; then
+  exit "$rc"
+fi
+
 echo "== go test -race"
 go test -race -count=1 -timeout 12m ./...

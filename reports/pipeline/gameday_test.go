@@ -394,7 +394,7 @@ func TestGameDayFlakyDoesNotFlap(t *testing.T) {
 	a := g.start()
 	g.warmUp(a)
 	start := g.apply("flaky")
-	time.Sleep(40 * time.Second)
+	time.Sleep(30 * time.Second) // 15 rounds, 45 M365 messages
 	g.apply(lab.Healthy)
 	time.Sleep(g.cfg.Probes[0].Deadline + time.Second)
 
