@@ -41,6 +41,9 @@ func (w *Watcher) Enrich(ctx context.Context, a *probe.Attempt) {
 			}
 		}
 	}
+	if ev.DNS != nil {
+		ev.Changes, ev.ChangedAt = w.LastChanges(domain)
+	}
 	a.Diagnosis = diagnose.Diagnose(ev)
 }
 

@@ -89,6 +89,13 @@ type Watcher struct {
 	stale   map[string]bool        // selectors or source IPs learned since the last check
 	locks   map[string]*sync.Mutex // one check per domain at a time
 	seen    map[string]seenFrom    // by sender: its last delivered canary
+	changes map[string]changeSet   // by domain: the last changes seen
+}
+
+// changeSet is one check's changes against the previous snapshot.
+type changeSet struct {
+	at      time.Time
+	changes []dnscheck.Change
 }
 
 // New builds a Watcher for the senders' From domains and the extra
@@ -116,7 +123,7 @@ func New(cfg *targets.Config, opts Options) (*Watcher, error) {
 		cfg: cfg.DNSChecks, opts: opts, log: opts.Logger,
 		senderOf: map[string]string{}, sendersB: map[string][]string{},
 		domains: map[string]*dnscheck.Domain{}, latest: map[string]dnscheck.Report{},
-		stale: map[string]bool{}, locks: map[string]*sync.Mutex{}, seen: map[string]seenFrom{},
+		stale: map[string]bool{}, locks: map[string]*sync.Mutex{}, seen: map[string]seenFrom{}, changes: map[string]changeSet{},
 	}
 	for _, s := range cfg.Senders {
 		if d := strings.ToLower(s.Domain()); d != "" {
@@ -263,6 +270,9 @@ func (w *Watcher) check(ctx context.Context, domain string) Result {
 	}
 	w.mu.Lock()
 	w.latest[domain] = rep
+	if len(res.Changes) > 0 {
+		w.changes[domain] = changeSet{at: now, changes: res.Changes}
+	}
 	senders := slices.Clone(w.sendersB[domain])
 	w.mu.Unlock()
 
@@ -367,6 +377,15 @@ func rrText(r *dnscheck.RRset) string {
 		return r.Rcode
 	}
 	return r.Rcode + " " + strings.Join(r.Data, " | ")
+}
+
+// LastChanges returns the changes the last check that found any saw in
+// domain, and when.
+func (w *Watcher) LastChanges(domain string) ([]dnscheck.Change, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cs := w.changes[domain]
+	return cs.changes, cs.at
 }
 
 // Pin makes each result's report the baseline of its domain.

@@ -15,6 +15,7 @@ package diagnose
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,6 +66,11 @@ type Evidence struct {
 	// DNS is the sending domain's DNS report taken closest to the attempt;
 	// nil when there is none.
 	DNS *dnscheck.Report
+	// Changes are the domain's RRsets seen changing at ChangedAt (the
+	// last check that found any), to tell a record that broke from one
+	// that was always wrong.
+	Changes   []dnscheck.Change
+	ChangedAt time.Time
 }
 
 // Healthy reports whether the attempt needs no diagnosis: in the inbox,
@@ -189,7 +195,7 @@ func source(e Evidence) string {
 func lost(e Evidence) string {
 	if f, ok := brokenForSender(e); ok && !e.SubmittedAt.IsZero() {
 		return fmt.Sprintf("Accepted by %s but never delivered to %s, most likely rejected under DMARC because %s",
-			e.Sender, e.Mailbox, lowerFirst(f.Message))
+			e.Sender, e.Mailbox, lowerFirst(withChange(e, f)))
 	}
 	if e.SubmittedAt.IsZero() {
 		return fmt.Sprintf("The submission to %s was cut off before its reply and the canary never reached %s.", e.Sender, e.Mailbox)
@@ -214,7 +220,7 @@ func bounced(e Evidence) string {
 		head += " (" + r + ")"
 	}
 	if f, ok := brokenForSender(e); ok {
-		return head + ", because " + lowerFirst(f.Message)
+		return head + ", because " + lowerFirst(withChange(e, f))
 	}
 	return head + "."
 }
@@ -251,7 +257,7 @@ func authFailure(e Evidence) string {
 	ip := source(e)
 	sigs := signers(e)
 	if method, f, ok := DNSCause(e); ok {
-		return fmt.Sprintf("%s=%s at %s: %s", method, verdictOf(v, method), e.Provider, f.Message)
+		return fmt.Sprintf("%s=%s at %s: %s", method, verdictOf(v, method), e.Provider, withChange(e, f))
 	}
 	// No DNS cause: say what the receiver said.
 	for _, c := range []struct{ method, verdict string }{{"spf", v.SPF}, {"dkim", v.DKIM}, {"dmarc", v.DMARC}} {
@@ -412,6 +418,31 @@ func round(d time.Duration) string {
 		return d.Round(time.Second).String()
 	}
 	return d.Round(100 * time.Millisecond).String()
+}
+
+// withChange adds to a finding's message when its record was seen
+// changing: it was different before, so someone or something changed it.
+func withChange(e Evidence, f dnscheck.Finding) string {
+	for _, c := range e.Changes {
+		if c.Before == nil || !strings.EqualFold(c.Name, f.Name) {
+			continue
+		}
+		before := c.Before.Rcode
+		if len(c.Before.Data) > 0 {
+			before = strings.Join(c.Before.Data, " | ")
+			if len(before) > 80 {
+				before = before[:79] + "…"
+			}
+			before = strconv.Quote(before)
+		}
+		gone := ""
+		if c.After != nil && (c.After.Rcode == "NXDOMAIN" || (c.After.Rcode == "NOERROR" && len(c.After.Data) == 0)) {
+			gone = " no longer exists: it"
+		}
+		return fmt.Sprintf("%s (%s %s%s changed at %s UTC; before: %s)", strings.TrimSuffix(f.Message, "."),
+			strings.TrimSuffix(c.Name, "."), c.Type, gone, e.ChangedAt.UTC().Format("15:04:05"), before) + "."
+	}
+	return f.Message
 }
 
 func lowerFirst(s string) string {

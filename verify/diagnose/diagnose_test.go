@@ -92,6 +92,13 @@ func TestDiagnose(t *testing.T) {
 		}), []string{"relay2026 has no key."}},
 		{"missing dmarc in a trusted header", with(func(e *Evidence) { e.Verdicts.DMARC = ""; e.DNS = brokenZone }),
 			[]string{"dmarc=none at gmail", "_dmarc.example-bank.test does not exist"}},
+		{"a record seen changing", with(func(e *Evidence) {
+			e.Verdicts.DMARC = "none"
+			e.DNS = brokenZone
+			e.ChangedAt = t0.Add(-3 * time.Minute)
+			e.Changes = []dnscheck.Change{{Name: "_dmarc.example-bank.test.", Type: "TXT",
+				Before: &dnscheck.RRset{Rcode: "NOERROR", Data: []string{"v=DMARC1; p=reject"}}, After: &dnscheck.RRset{Rcode: "NXDOMAIN"}}}
+		}), []string{"_dmarc.example-bank.test does not exist (_dmarc.example-bank.test TXT no longer exists: it changed at 17:57:00 UTC; before: \"v=DMARC1; p=reject\")."}},
 		{"spf finding about another address is not this one's cause", with(func(e *Evidence) { e.Verdicts.SPF = "fail"; e.DNS = brokenZone }),
 			[]string{"gmail reported spf=fail for 127.0.0.11", "DNS records checked look sound"}},
 		{"no snapshot", with(func(e *Evidence) { e.Verdicts.DKIM = "permerror" }),
