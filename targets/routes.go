@@ -2,6 +2,7 @@ package targets
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 )
 
@@ -132,6 +133,11 @@ func (c *Config) checkRoute(i int, senders, seen map[string]int, webhooks map[st
 			}
 		}
 	}
+	if r.Probe != "" {
+		if _, ok := findProbeConfig(c, r.Probe); !ok {
+			return errorf(field(p, "probe"), "unknown probe %q", r.Probe)
+		}
+	}
 	// Every sender of the route must be probed, or its health is unknown.
 	for _, s := range r.Senders() {
 		if !c.probed(r.Probe, s) {
@@ -139,11 +145,6 @@ func (c *Config) checkRoute(i int, senders, seen map[string]int, webhooks map[st
 				return errorf(field(p, "probe"), "probe %q does not send through %q; the route needs its health", r.Probe, s)
 			}
 			return errorf(p, "no probe sends through %q; the route needs its health", s)
-		}
-	}
-	if r.Probe != "" {
-		if _, ok := findProbeConfig(c, r.Probe); !ok {
-			return errorf(field(p, "probe"), "unknown probe %q", r.Probe)
 		}
 	}
 	providers := c.routeProviders(*r)
@@ -175,7 +176,10 @@ func (c *Config) checkRoute(i int, senders, seen map[string]int, webhooks map[st
 		}
 	}
 	if e := r.Exec; e != nil {
-		e.dir = dir
+		var err error
+		if e.dir, err = filepath.Abs(dir); err != nil {
+			return errorf(field(p, "exec"), "%v", err)
+		}
 		if e.Timeout == 0 {
 			e.Timeout = DefaultExecTimeout
 		}
