@@ -297,7 +297,9 @@ func (g *gameDay) apply(names ...string) time.Time {
 	return time.Now()
 }
 
-func rounds(d time.Duration) float64 { return float64(d.Round(100*time.Millisecond)) / float64(interval) }
+func rounds(d time.Duration) float64 {
+	return float64(d.Round(100*time.Millisecond)) / float64(interval)
+}
 
 // states lists the route's stored transitions as "from->to".
 func states(t *testing.T, st *store.SQLite) []string {
