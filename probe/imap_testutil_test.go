@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -305,6 +304,15 @@ type dropProxy struct {
 	// chunk containing it (plaintext only), without forwarding the chunk:
 	// a server dying mid-command.
 	cutOn string
+	// frozen drops all traffic without closing anything: a server (or a
+	// middlebox) that silently stops answering.
+	frozen bool
+}
+
+func (p *dropProxy) freeze(on bool) {
+	p.mu.Lock()
+	p.frozen = on
+	p.mu.Unlock()
 }
 
 func newDropProxy(t testing.TB, target string) *dropProxy {
@@ -347,26 +355,31 @@ func (p *dropProxy) serve() {
 		p.mu.Lock()
 		p.conns[in], p.conns[out] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go func() { p.forward(out, in); out.Close() }()
-		go func() { io.Copy(in, out); in.Close() }()
+		go func() { p.forward(out, in, true); out.Close() }()
+		go func() { p.forward(in, out, false); in.Close() }()
 	}
 }
 
-// forward copies client to server, cutting on cutOn.
-func (p *dropProxy) forward(out, in net.Conn) {
+// forward copies one direction, cutting on cutOn (client to server) and
+// dropping everything while frozen.
+func (p *dropProxy) forward(out, in net.Conn, fromClient bool) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := in.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			trigger := p.cutOn != "" && bytes.Contains(buf[:n], []byte(p.cutOn))
+			trigger := fromClient && p.cutOn != "" && bytes.Contains(buf[:n], []byte(p.cutOn))
 			if trigger {
 				p.cutOn = ""
 			}
+			frozen := p.frozen
 			p.mu.Unlock()
 			if trigger {
 				p.cut(false)
 				return
+			}
+			if frozen {
+				continue
 			}
 			if _, err := out.Write(buf[:n]); err != nil {
 				return

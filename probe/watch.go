@@ -108,9 +108,10 @@ type Watcher struct {
 	deliver func(Arrival)
 	log     *slog.Logger
 
-	poke    chan struct{}
-	rescan  atomic.Bool
-	running atomic.Bool
+	poke       chan struct{}
+	cmdTimeout time.Duration // cmdTimeout; shorter in tests
+	rescan     atomic.Bool
+	running    atomic.Bool
 
 	mu    sync.Mutex
 	state WatchState
@@ -138,13 +139,14 @@ func NewWatcher(cfg WatchConfig, match func(token string) bool, deliver func(Arr
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Watcher{
-		cfg:       cfg,
-		match:     match,
-		deliver:   deliver,
-		log:       log.With("mailbox", cfg.Mailbox.Name, "folder", cfg.Folder),
-		poke:      make(chan struct{}, 1),
-		delivered: make(map[string]struct{}),
-		state:     WatchState{Status: WatchStopped},
+		cfg:        cfg,
+		match:      match,
+		deliver:    deliver,
+		log:        log.With("mailbox", cfg.Mailbox.Name, "folder", cfg.Folder),
+		poke:       make(chan struct{}, 1),
+		cmdTimeout: cmdTimeout,
+		delivered:  make(map[string]struct{}),
+		state:      WatchState{Status: WatchStopped},
 	}
 }
 
@@ -242,6 +244,12 @@ func backoff(n int) time.Duration {
 // session is one connection's life: connect, select, then poll and IDLE
 // until the connection fails. selected reports whether SELECT succeeded.
 func (w *Watcher) session(ctx context.Context) (selected bool, err error) {
+	var s *watchSession
+	defer func() {
+		if s != nil && s.expired.Load() {
+			err = fmt.Errorf("%w (server silent for %v)", err, w.cmdTimeout)
+		}
+	}()
 	w.setStatus(WatchConnecting)
 	// EXISTS arrives on the client's reader goroutine; commands issued from
 	// there would deadlock, so the handler only signals.
@@ -282,17 +290,19 @@ func (w *Watcher) session(ctx context.Context) (selected bool, err error) {
 	w.log.Info("imap watcher connected", "actual_folder", folder, "trash", trash, "idle", useIdle,
 		"uidvalidity", sel.UIDValidity, "uidnext", uint32(sel.UIDNext), "exists", sel.NumMessages)
 
-	s := &watchSession{w: w, c: c, folder: folder, trash: trash}
-	if sel.UIDValidity != w.uidValidity || w.rescan.Swap(false) {
+	s = &watchSession{w: w, c: c, folder: folder, trash: trash, selExists: sel.NumMessages}
+	if sel.UIDValidity != w.uidValidity {
 		// First connection, or the folder was recreated and every UID we
 		// knew is void: look at the last day again.
-		if w.uidValidity != 0 && sel.UIDValidity != w.uidValidity {
+		if w.uidValidity != 0 {
 			w.log.Warn("imap UIDVALIDITY changed; rescanning", "old", w.uidValidity, "new", sel.UIDValidity)
 		}
-		w.uidValidity, w.lastUID, w.backlog = sel.UIDValidity, 0, nil
+		w.lastUID, w.backlog = 0, nil
 		if err := s.rescan(ctx); err != nil {
-			return true, err
+			return true, err // uidValidity unchanged: the next connection rescans
 		}
+		w.uidValidity = sel.UIDValidity
+		// Mail that arrived during the rescan has UIDs from UIDNEXT on.
 		if sel.UIDNext > 0 && sel.UIDNext-1 > w.lastUID {
 			w.lastUID = sel.UIDNext - 1
 		}
@@ -303,6 +313,7 @@ func (w *Watcher) session(ctx context.Context) (selected bool, err error) {
 	for {
 		if w.rescan.Swap(false) {
 			if err := s.rescan(ctx); err != nil {
+				w.rescan.Store(true)
 				return true, err
 			}
 		}
@@ -378,12 +389,17 @@ type watchSession struct {
 	w             *Watcher
 	c             *imapclient.Client
 	folder, trash string
+	selExists     uint32      // EXISTS at SELECT
+	expired       atomic.Bool // a guard closed the connection
 }
 
 // guard closes the connection if the commands of one round take longer
 // than cmdTimeout; the returned func disarms it.
 func (s *watchSession) guard() func() bool {
-	t := time.AfterFunc(cmdTimeout, func() { s.c.Close() })
+	t := time.AfterFunc(s.w.cmdTimeout, func() {
+		s.expired.Store(true)
+		s.c.Close()
+	})
 	return t.Stop
 }
 
@@ -404,11 +420,15 @@ func (s *watchSession) poll(ctx context.Context, noop bool) error {
 	// process filters on lastUID.
 	set := imap.UIDSet{imap.UIDRange{Start: w.lastUID + 1, Stop: 0}}
 	if err := s.process(ctx, set, time.Time{}); err != nil {
+		// Some servers refuse "*" in an empty mailbox.
+		n := s.selExists
+		if mb := s.c.Mailbox(); mb != nil {
+			n = mb.NumMessages
+		}
 		var ie *imap.Error
-		if mb := s.c.Mailbox(); !errors.As(err, &ie) || mb == nil || mb.NumMessages > 0 {
+		if !errors.As(err, &ie) || n > 0 {
 			return err
 		}
-		// Some servers refuse "*" in an empty mailbox.
 	}
 	now := time.Now()
 	w.update(func(st *WatchState) { st.LastPoll, st.LastUID = now, uint32(w.lastUID) })

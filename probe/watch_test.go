@@ -398,3 +398,23 @@ func TestWatcherDropMidCommand(t *testing.T) {
 		t.Errorf("deliveries: move %d, fetch %d; want 1 each", col.count("otp-move"), col.count("otp-fetch"))
 	}
 }
+
+// A server that stops answering without closing the connection (IDLE has
+// no read deadline) is detected by the next safety-net poll's guard.
+func TestWatcherSilentServer(t *testing.T) {
+	w := newWorld(t).withProxy()
+	col := newCollector("otp-after-silence")
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: 200 * time.Millisecond},
+		col.match, col.deliver)
+	wt.cmdTimeout = 500 * time.Millisecond
+	runWatcher(t, wt)
+	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
+	w.proxy.freeze(true)
+	eventually(t, "silence detected", func() bool { return strings.Contains(wt.State().LastError, "server silent") })
+	w.proxy.freeze(false)
+	w.proxy.cut(false) // the frozen connections are dead anyway
+	w.deliver("INBOX", canaryMsg("otp-after-silence"))
+	if a := col.next(t); a.Token != "otp-after-silence" {
+		t.Fatalf("token = %q", a.Token)
+	}
+}
