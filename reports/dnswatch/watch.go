@@ -233,6 +233,10 @@ func (w *Watcher) check(ctx context.Context, domain string) Result {
 	cancel()
 	res := Result{Report: rep}
 	now := rep.CheckedAt
+	if ctx.Err() != nil {
+		// Cut short: the answers not read would all look like changes.
+		return res
+	}
 
 	if !havePrev && w.opts.Store != nil {
 		var err error
