@@ -146,9 +146,10 @@ type receiver struct {
 	mu       sync.Mutex
 	msgs     []received
 	rcptErr  map[string]error
-	dataErrs []error // consumed one per DATA; nil entries accept
-	dataErr  error   // used when dataErrs is exhausted
-	arrived  chan struct{}
+	dataErrs []error       // consumed one per DATA; nil entries accept
+	dataErr  error         // used when dataErrs is exhausted
+	arrived  chan struct{} // capacity 1: "a message arrived since the last look"
+
 }
 
 // mx starts a receiver for host (an MX name) at ip and publishes the MX
@@ -169,7 +170,7 @@ func (w *world) listen(host, ip string) *receiver {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	r := &receiver{rcptErr: map[string]error{}, arrived: make(chan struct{}, 1000)}
+	r := &receiver{rcptErr: map[string]error{}, arrived: make(chan struct{}, 1)}
 	srv := smtp.NewServer(r)
 	srv.Domain = host
 	srv.TLSConfig = tlsCfg
@@ -232,7 +233,10 @@ func (s *rsession) Data(rd io.Reader) error {
 	m.rcpts = append([]string(nil), s.cur.rcpts...)
 	m.data = b
 	s.r.msgs = append(s.r.msgs, m)
-	s.r.arrived <- struct{}{}
+	select { // a wake-up token for wait; one pending token is enough
+	case s.r.arrived <- struct{}{}:
+	default:
+	}
 	return nil
 }
 func (s *rsession) Reset()        { s.cur.from, s.cur.rcpts = "", nil }
