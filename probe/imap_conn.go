@@ -26,6 +26,7 @@ type Credentials func(ctx context.Context) (username, secret string, err error)
 
 // IMAP stages named in IMAPError.
 const (
+	StageConfig  = "config" // the mailbox's settings cannot work; retrying will not help
 	StageDial    = "dial"
 	StageTLS     = "tls"
 	StageLogin   = "login"
@@ -40,7 +41,7 @@ const (
 // IMAPError is a failure of one stage of an IMAP session. It never carries
 // credentials: auth failures keep only the server's status text.
 type IMAPError struct {
-	Stage   string // dial, tls, login, list, select, search, fetch, idle, cleanup
+	Stage   string // config, dial, tls, login, list, select, search, fetch, idle, cleanup
 	Mailbox string // configured mailbox name
 	Err     error
 }
@@ -57,6 +58,8 @@ func (e *IMAPError) Unwrap() error { return e.Err }
 // a network blip.
 func (e *IMAPError) Temporary() bool {
 	switch e.Stage {
+	case StageConfig:
+		return false
 	case StageTLS:
 		var certErr *tls.CertificateVerificationError
 		var unknown x509.UnknownAuthorityError
@@ -102,11 +105,21 @@ func dialIMAP(ctx context.Context, mb targets.Mailbox, creds Credentials, handle
 		mode = targets.TLSImplicit
 	}
 	if mode == targets.TLSNone && !mb.Insecure {
-		return nil, fail(StageDial, errors.New("tls: none needs insecure: true"))
+		return nil, fail(StageConfig, errors.New("tls: none needs insecure: true"))
 	}
 	tlsCfg, err := imapTLSConfig(mb)
 	if err != nil {
-		return nil, fail(StageTLS, err)
+		return nil, fail(StageConfig, err)
+	}
+	switch strings.ToLower(mb.Auth.Mechanism) {
+	case "", targets.AuthPlain, targets.AuthLogin, targets.AuthXOAUTH2:
+	default:
+		return nil, fail(StageConfig, fmt.Errorf("unknown auth mechanism %q", mb.Auth.Mechanism))
+	}
+	switch mode {
+	case targets.TLSImplicit, targets.TLSStartTLS, targets.TLSNone:
+	default:
+		return nil, fail(StageConfig, fmt.Errorf("unknown tls mode %q", mb.TLS))
 	}
 	port := mb.Port
 	if port == 0 {
@@ -149,11 +162,8 @@ func dialIMAP(ctx context.Context, mb targets.Mailbox, creds Credentials, handle
 			conn.Close()
 			return nil, fail(StageTLS, ctxErr(ctx, err))
 		}
-	case targets.TLSNone:
+	default: // TLSNone; Insecure checked above
 		c = imapclient.New(conn, opts)
-	default:
-		conn.Close()
-		return nil, fail(StageDial, fmt.Errorf("unknown tls mode %q", mb.TLS))
 	}
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()

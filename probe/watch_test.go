@@ -271,17 +271,23 @@ func TestWatcherTLSVerification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases := map[string]func(*targets.Mailbox){
-		"unknown CA":       func(mb *targets.Mailbox) { mb.CAFile = writeCA(t, other) },
-		"system roots":     func(mb *targets.Mailbox) { mb.CAFile = "" },
-		"wrong host name":  func(mb *targets.Mailbox) { mb.Host = "localhost" },
-		"implicit on 143":  func(mb *targets.Mailbox) { mb.TLS = targets.TLSImplicit },
-		"none, not secure": func(mb *targets.Mailbox) { mb.TLS = targets.TLSNone },
+	cases := map[string]struct {
+		edit      func(*targets.Mailbox)
+		stage     string
+		permanent bool
+	}{
+		"unknown CA":        {func(mb *targets.Mailbox) { mb.CAFile = writeCA(t, other) }, StageTLS, true},
+		"system roots":      {func(mb *targets.Mailbox) { mb.CAFile = "" }, StageTLS, true},
+		"wrong host name":   {func(mb *targets.Mailbox) { mb.Host = "localhost" }, StageTLS, true},
+		"implicit on 143":   {func(mb *targets.Mailbox) { mb.TLS = targets.TLSImplicit }, StageTLS, false},
+		"none, not secure":  {func(mb *targets.Mailbox) { mb.TLS = targets.TLSNone }, StageConfig, true},
+		"missing ca_file":   {func(mb *targets.Mailbox) { mb.CAFile = "/nonexistent/ca.pem" }, StageConfig, true},
+		"unknown mechanism": {func(mb *targets.Mailbox) { mb.Auth.Mechanism = "cram-md5" }, StageConfig, true},
 	}
-	for name, edit := range cases {
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			mb := w.mailbox()
-			edit(&mb)
+			tc.edit(&mb)
 			ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 			defer cancel()
 			c, err := dialIMAP(ctx, mb, staticCreds(testUser, testPassword), nil)
@@ -290,8 +296,8 @@ func TestWatcherTLSVerification(t *testing.T) {
 				t.Fatal("connected")
 			}
 			var ie *IMAPError
-			if !errors.As(err, &ie) || (ie.Stage != StageTLS && ie.Stage != StageDial) {
-				t.Fatalf("err = %v", err)
+			if !errors.As(err, &ie) || ie.Stage != tc.stage || (tc.permanent && ie.Temporary()) {
+				t.Fatalf("err = %v (want stage %s, permanent %v)", err, tc.stage, tc.permanent)
 			}
 			if strings.Contains(err.Error(), testPassword) {
 				t.Fatalf("secret in error: %v", err)
