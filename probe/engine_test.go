@@ -191,5 +191,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(crashChildEnv) != "" {
 		os.Exit(crashChild())
 	}
+	if os.Getenv(benchLabEnv) != "" {
+		os.Exit(benchLabChild())
+	}
 	os.Exit(m.Run())
 }
