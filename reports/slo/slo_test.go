@@ -1,0 +1,126 @@
+package slo_test
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/reports/slo"
+	"github.com/otpprobe/otpprobe/reports/store"
+	"github.com/otpprobe/otpprobe/targets"
+)
+
+const config = `
+senders:
+  - {name: m365, host: smtp.example.com, auth: {username: u, password: p}, from: otp@example.com}
+  - {name: backup, host: relay.example.com, auth: {username: u, password: p}, from: otp@example.com}
+mailboxes:
+  - {name: gmail, provider: gmail, address: seed@gmail.example, auth: {username: u, password: p}}
+  - {name: yahoo, provider: yahoo, address: seed@yahoo.example, auth: {username: u, password: p}}
+probes:
+  - {name: otp, schedule: "@every 1m", senders: [m365, backup], mailboxes: [gmail, yahoo]}
+routes:
+  - {name: otp, primary: m365, backups: [backup]}
+slos:
+  - {name: route, route: otp, objective: 99, latency: 10s, window: 24h}
+  - {name: m365-gmail, sender: m365, provider: gmail, objective: 99, latency: 10s, window: 24h}
+`
+
+type fixture struct {
+	st  *store.SQLite
+	now time.Time
+	n   int
+}
+
+// attempt stores a decided attempt created ago before now.
+func (fx *fixture) attempt(t *testing.T, ago time.Duration, sender, provider string, outcome probe.Outcome, latency time.Duration) {
+	t.Helper()
+	a, err := probe.NewAttempt(fx.now.Add(-ago), "otp", sender, "otp@example.com", provider, provider, time.Minute, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Outcome, a.SubmittedAt = outcome, a.CreatedAt
+	if outcome == probe.OutcomeInbox || outcome == probe.OutcomeSpam {
+		a.SeenAt = a.CreatedAt.Add(latency)
+	}
+	if err := fx.st.Create(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func setup(t *testing.T) (*fixture, *targets.Config) {
+	cfg, err := targets.Parse([]byte(config), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "otpprobe.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &fixture{st: st, now: time.Now().UTC().Truncate(time.Millisecond)}, cfg
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+// TestRouteFollowsActiveSender: a route's SLI counts the attempts of the
+// sender that was active when each was made; a sender's SLI counts all of
+// its own.
+func TestRouteFollowsActiveSender(t *testing.T) {
+	fx, cfg := setup(t)
+	// Two hours ago to one hour ago m365 was active and failing; then the
+	// route failed over to the backup, which delivered.
+	for m := 61; m <= 120; m += 10 { // 6 m365 attempts, all lost
+		fx.attempt(t, time.Duration(m)*time.Minute, "m365", "gmail", probe.OutcomeLost, 0)
+		fx.attempt(t, time.Duration(m)*time.Minute, "backup", "gmail", probe.OutcomeInbox, time.Second)
+	}
+	for m := 1; m <= 59; m += 10 { // 6 each while the backup was active
+		fx.attempt(t, time.Duration(m)*time.Minute, "m365", "gmail", probe.OutcomeLost, 0)
+		fx.attempt(t, time.Duration(m)*time.Minute, "backup", "gmail", probe.OutcomeInbox, time.Second)
+	}
+	fx.attempt(t, 2*time.Minute, "backup", "yahoo", probe.OutcomeInbox, time.Minute) // late: not good
+	st := store.RouteState{Route: "otp", ActiveSender: "backup", State: "backup", Since: fx.now.Add(-time.Hour)}
+	tr := store.RouteTransition{Route: "otp", At: fx.now.Add(-time.Hour), FromState: "failing_over", ToState: "backup", FromSender: "m365", ToSender: "backup"}
+	if err := fx.st.SaveRoute(context.Background(), &st, &tr, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := slo.New(cfg, slo.Options{Store: fx.st, Now: func() time.Time { return fx.now }, Active: func(string) string { return "backup" }})
+	sts, err := e.Evaluate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	route, sender := sts[0], sts[1]
+	// Route: 6 lost m365 attempts before the switch + 7 backup ones after.
+	if route.Total != 13 || route.Good != 6 {
+		t.Errorf("route good/total %d/%d, want 6/13", route.Good, route.Total)
+	}
+	if !near(route.BurnRates["1h"], (1.0/7)/0.01) {
+		t.Errorf("route 1h burn %v, want %v (1 late of 7, budget 1%%)", route.BurnRates["1h"], (1.0/7)/0.01)
+	}
+	if sender.Total != 12 || sender.Good != 0 || sender.SLI != 0 || !near(sender.ErrorBudgetRemaining, 1-100) {
+		t.Errorf("m365→gmail %+v", sender)
+	}
+	// The route burns 50x over 5m but 14.3x over 1h: below the page's 14.4.
+	if !sender.FastBurn() || route.FastBurn() {
+		t.Errorf("fast burn: sender %v route %v (%v)", sender.FastBurn(), route.FastBurn(), route.BurnRates)
+	}
+	if burning, why := e.FastBurn("otp"); burning != route.FastBurn() || (burning && why == "") {
+		t.Errorf("FastBurn(otp) = %v %q", burning, why)
+	}
+}
+
+func TestNoAttemptsYet(t *testing.T) {
+	fx, cfg := setup(t)
+	sts, err := slo.New(cfg, slo.Options{Store: fx.st}).Evaluate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts {
+		if s.Total != 0 || s.SLI != 0 || s.ErrorBudgetRemaining != 1 || s.FastBurn() || len(s.Alerts) != 3 {
+			t.Errorf("%+v", s)
+		}
+	}
+}
