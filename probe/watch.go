@@ -31,6 +31,9 @@ const (
 	// silent would otherwise block a Wait forever.
 	cmdTimeout = 60 * time.Second
 
+	// pokeMinGap is the least time between polls that Pokes cause.
+	pokeMinGap = time.Second
+
 	backoffMin = 500 * time.Millisecond
 	backoffMax = 30 * time.Second
 
@@ -94,6 +97,7 @@ type WatchState struct {
 	UIDValidity uint32
 	LastUID     uint32
 	LastPoll    time.Time // last completed poll
+	Polls       uint64    // completed polls
 	Reconnects  int       // connections lost since Run started
 	Delivered   uint64    // arrivals delivered
 	LastError   string    // last session error; never holds secrets
@@ -150,8 +154,9 @@ func NewWatcher(cfg WatchConfig, match func(token string) bool, deliver func(Arr
 	}
 }
 
-// Poke makes the watcher poll now, e.g. when an attempt is created or
-// resumed. It never blocks.
+// Poke makes the watcher poll now, or within a second of its last poll
+// (pokes are coalesced), e.g. when an attempt is created or resumed. It
+// never blocks.
 func (w *Watcher) Poke() {
 	select {
 	case w.poke <- struct{}{}:
@@ -389,7 +394,8 @@ type watchSession struct {
 	w             *Watcher
 	c             *imapclient.Client
 	folder, trash string
-	selExists     uint32      // EXISTS at SELECT
+	selExists     uint32 // EXISTS at SELECT
+	lastPoll      time.Time
 	expired       atomic.Bool // a guard closed the connection
 }
 
@@ -431,7 +437,11 @@ func (s *watchSession) poll(ctx context.Context, noop bool) error {
 		}
 	}
 	now := time.Now()
-	w.update(func(st *WatchState) { st.LastPoll, st.LastUID = now, uint32(w.lastUID) })
+	s.lastPoll = now
+	w.update(func(st *WatchState) {
+		st.LastPoll, st.LastUID = now, uint32(w.lastUID)
+		st.Polls++
+	})
 	return nil
 }
 
@@ -621,17 +631,9 @@ func (s *watchSession) idle(ctx context.Context, exists <-chan struct{}) (woke b
 		return false, w.fail(StageIdle, ctxErr(ctx, err))
 	}
 	w.setStatus(WatchIdle)
-	t := time.NewTimer(min(w.pollEvery(true), maxIdle))
-	defer t.Stop()
-	select {
-	case <-exists:
-		woke = true
-	case <-w.poke:
-	case <-t.C:
-	case <-s.c.Closed():
-		return false, w.fail(StageIdle, errors.New("connection closed by server"))
-	case <-ctx.Done():
-		return false, ctx.Err()
+	woke, err = s.await(ctx, exists, min(w.pollEvery(true), maxIdle), StageIdle)
+	if err != nil {
+		return false, err
 	}
 	defer s.guard()()
 	if err := cmd.Close(); err != nil {
@@ -645,19 +647,38 @@ func (s *watchSession) idle(ctx context.Context, exists <-chan struct{}) (woke b
 
 // wait is the idle time of a connection without IDLE.
 func (s *watchSession) wait(ctx context.Context, exists <-chan struct{}) (woke bool, err error) {
-	t := time.NewTimer(s.w.pollEvery(false))
+	return s.await(ctx, exists, s.w.pollEvery(false), StageFetch)
+}
+
+// await blocks until new mail (woke), the polling interval, or a Poke.
+// Pokes within pokeMinGap of the last poll are coalesced into one poll at
+// the end of the gap: an engine creating many attempts must not turn
+// IDLE into a busy poll.
+func (s *watchSession) await(ctx context.Context, exists <-chan struct{}, every time.Duration, stage string) (woke bool, err error) {
+	t := time.NewTimer(every)
 	defer t.Stop()
-	select {
-	case <-exists:
-		return true, nil
-	case <-s.w.poke:
-	case <-t.C:
-	case <-s.c.Closed():
-		return false, s.w.fail(StageFetch, errors.New("connection closed by server"))
-	case <-ctx.Done():
-		return false, ctx.Err()
+	poke := s.w.poke
+	var gap <-chan time.Time
+	for {
+		select {
+		case <-exists:
+			return true, nil
+		case <-poke:
+			if d := pokeMinGap - time.Since(s.lastPoll); d > 0 {
+				poke, gap = nil, time.After(d)
+				continue
+			}
+			return false, nil
+		case <-gap:
+			return false, nil
+		case <-t.C:
+			return false, nil
+		case <-s.c.Closed():
+			return false, s.w.fail(stage, errors.New("connection closed by server"))
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
-	return false, nil
 }
 
 func (w *Watcher) pollEvery(idle bool) time.Duration {

@@ -424,3 +424,23 @@ func TestWatcherSilentServer(t *testing.T) {
 		t.Fatalf("token = %q", a.Token)
 	}
 }
+
+// A burst of Pokes (an engine creating many attempts) costs about one
+// poll per second, not one per Poke.
+func TestWatcherCoalescesPokes(t *testing.T) {
+	w := newWorld(t)
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: time.Hour},
+		func(string) bool { return false }, func(Arrival) {})
+	runWatcher(t, wt)
+	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
+	before := wt.State().Polls
+	for range 200 {
+		wt.Poke()
+		time.Sleep(time.Millisecond)
+	}
+	eventually(t, "a poll after the pokes", func() bool { return wt.State().Polls > before })
+	time.Sleep(pokeMinGap + pokeMinGap/2)
+	if n := wt.State().Polls - before; n > 4 {
+		t.Fatalf("%d polls for 200 pokes", n)
+	}
+}
