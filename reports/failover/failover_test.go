@@ -158,8 +158,8 @@ func TestFailoverAndFailBackWithHysteresis(t *testing.T) {
 	}
 
 	fx.round("m365", healthy...)
-	fx.want(failover.StateBackup, "backup") // M=2
-	fx.round("m365", oneLost...)            // one loss is healthy at K=2
+	fx.want(failover.StateBackup, "backup")     // M=2
+	fx.round("m365", oneLost...)                // one loss is healthy at K=2
 	fx.want(failover.StateRecovering, "backup") // held 2m of 3m
 	// Rounds are a minute apart: at the next one the hold has passed.
 	fx.round("m365", healthy...)
