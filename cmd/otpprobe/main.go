@@ -34,6 +34,7 @@ func commands() []command {
 		{"once", "run every probe once, print outcomes, exit 0 only when all are healthy", cmdOnce},
 		{"lab", "the embedded mail world: 'lab' (demo), 'lab serve', 'lab scenarios'", cmdLab},
 		{"validate", "check a config file and print what it describes (no secrets)", cmdValidate},
+		{"route", "failover routes: 'route show', 'route pin ROUTE SENDER', 'route unpin ROUTE'", cmdRoute},
 		{"check", "'check dns': audit SPF, DKIM, DMARC, MX, MTA-STS and DANE; exit 1 on errors", cmdCheck},
 		{"inspect", "print the verdicts in a message's headers (Authentication-Results, ARC, spam, DSN) as JSON", cmdInspect},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/metrics"
+	"github.com/otpprobe/otpprobe/reports/pipeline"
 	"github.com/otpprobe/otpprobe/reports/store"
 	"github.com/otpprobe/otpprobe/targets"
 )
@@ -21,7 +22,9 @@ type prober struct {
 	store   *store.SQLite
 	metrics *metrics.Metrics
 	engine  *probe.Engine
-	dns     *dnswatch.Watcher // DNS posture checks; also the engine's diagnosis Enricher
+	// reports: rounds → failover and alerts, SLOs, the API (run by runDaemon)
+	pipeline *pipeline.Pipeline
+	dns      *dnswatch.Watcher // DNS posture checks; also the engine's diagnosis Enricher
 }
 
 // openProber opens the store and builds the engine; start it with
@@ -37,16 +40,21 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 		st.Close()
 		return nil, err
 	}
+	pl, err := pipeline.New(ctx, cfg, pipeline.Options{Store: st, Metrics: m, Logger: logger})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	eng, err := probe.New(cfg, probe.Options{
 		Store: st, Logger: logger,
-		Observers: []func(*probe.Attempt){m.ObserveAttempt},
+		Observers: []func(*probe.Attempt){m.ObserveAttempt, pl.Observe},
 		Enrichers: []func(context.Context, *probe.Attempt){dw.Enrich},
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &prober{cfg: cfg, store: st, metrics: m, engine: eng, dns: dw}, nil
+	return &prober{cfg: cfg, store: st, metrics: m, engine: eng, dns: dw, pipeline: pl}, nil
 }
 
 func (p *prober) close() { p.store.Close() }
@@ -59,6 +67,7 @@ func (p *prober) serveHTTP(ctx context.Context, addr string, logger *slog.Logger
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", p.metrics.Handler())
+	p.pipeline.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/reports/rounds"
 	"github.com/otpprobe/otpprobe/targets"
 )
 
@@ -39,7 +40,7 @@ func runDaemon(ctx context.Context, cfg *targets.Config, logger *slog.Logger, st
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitRuntime
 	}
-	sched, err := probe.NewScheduler(p.engine, 2*time.Second, p.metrics.SkippedRun)
+	sched, err := probe.NewScheduler(p.engine, schedulerJitter(cfg), p.metrics.SkippedRun)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitUsage
@@ -49,6 +50,11 @@ func runDaemon(ctx context.Context, cfg *targets.Config, logger *slog.Logger, st
 		return exitRuntime
 	}
 	logger.Info("otpprobe running", "http", addr, "probes", len(cfg.Probes), "agent", cfg.Agent)
+	reports := make(chan struct{})
+	go func() {
+		defer close(reports)
+		p.pipeline.Run(ctx) // rounds → failover and alerts, SLOs, outbox delivery
+	}()
 	dnsDone := make(chan struct{}) // the DNS checks write to the store: wait before closing it
 	go func() {
 		defer close(dnsDone)
@@ -57,6 +63,7 @@ func runDaemon(ctx context.Context, cfg *targets.Config, logger *slog.Logger, st
 		}
 	}()
 	sched.Start(ctx) // returns after ctx ends and running rounds finished
+	<-reports
 	<-dnsDone
 	logger.Info("otpprobe stopped")
 	return exitOK
@@ -70,3 +77,14 @@ func stderrLogger(stderr io.Writer, verbose bool) *slog.Logger {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// schedulerJitter spreads agents' runs by up to 2s, but by at most a
+// quarter of the shortest probe interval: failover groups attempts into
+// rounds by creation time, and rounds must stay apart.
+func schedulerJitter(cfg *targets.Config) time.Duration {
+	j := 2 * time.Second
+	for _, p := range cfg.Probes {
+		j = min(j, 2*rounds.Window(p)/4)
+	}
+	return j
+}
