@@ -515,6 +515,9 @@ func (s *watchSession) process(ctx context.Context, set imap.UIDSet, since time.
 		w.log.Debug("canary arrived", "token", tok, "uid", uint32(buf.UID))
 	}
 	if err := fetch.Close(); err != nil {
+		if cleanupOn(w.cfg.Mailbox) {
+			w.keep(matched) // delivered, not yet cleaned up
+		}
 		return w.fail(StageFetch, ctxErr(ctx, err))
 	}
 	if len(matched) == 0 || !cleanupOn(w.cfg.Mailbox) {
@@ -535,13 +538,19 @@ func (s *watchSession) cleanupOrKeep(ctx context.Context, uids []imap.UID) error
 	case errors.As(err, &ie):
 		w.log.Warn("imap cleanup refused", "err", err, "count", len(uids))
 	default:
-		w.backlog = append(w.backlog, uids...)
-		if over := len(w.backlog) - backlogMax; over > 0 {
-			w.backlog = w.backlog[over:]
-		}
+		w.keep(uids)
 		return w.fail(StageCleanup, ctxErr(ctx, err))
 	}
 	return nil
+}
+
+// keep adds UIDs to the cleanup backlog, forgetting the oldest beyond
+// backlogMax.
+func (w *Watcher) keep(uids []imap.UID) {
+	w.backlog = append(w.backlog, uids...)
+	if over := len(w.backlog) - backlogMax; over > 0 {
+		w.backlog = w.backlog[over:]
+	}
 }
 
 // retryBacklog finishes a cleanup that a lost connection interrupted. The
