@@ -261,8 +261,8 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		e.mu.Unlock()
 		return
 	}
-	la.sending = false
 	if err != nil && !la.arrived {
+		la.sending = false
 		delete(e.live, a.Token)
 		a.Outcome = OutcomeSendFailed
 		var se *SendError
@@ -281,6 +281,18 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		a.SMTP = SMTPResult{Code: 250, Reply: res.Reply}
 		a.Transcript = res.Transcript
 	} // else: the reply was lost but the canary arrived; the arrival decides
+	if !la.arrived {
+		// Store the submission while still "sending", so that an arrival in
+		// the meantime is left for this function to decide and the pending
+		// row can never overwrite a final one.
+		snapshot := *a
+		e.mu.Unlock()
+		if err := e.opts.Store.Update(ctx, &snapshot); err != nil {
+			e.log.Error("store submitted attempt", "id", a.ID, "err", err)
+		}
+		e.mu.Lock()
+	}
+	la.sending = false
 	if la.arrived {
 		delete(e.live, a.Token)
 		e.mu.Unlock()
@@ -288,9 +300,6 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		return
 	}
 	e.mu.Unlock()
-	if err := e.opts.Store.Update(ctx, a); err != nil {
-		e.log.Error("store submitted attempt", "id", a.ID, "err", err)
-	}
 }
 
 // isLive tells the watchers whether a token belongs to an attempt in flight;

@@ -47,7 +47,7 @@ func topReceivedAt(h textproto.Header) time.Time {
 	return t.UTC()
 }
 
-// finalize stores a decided attempt, wakes waiters and tells observers.
+// finalize stores a decided attempt, tells observers and wakes waiters.
 func (e *Engine) finalize(ctx context.Context, a *Attempt) {
 	for _, enrich := range e.opts.Enrichers {
 		enrich(ctx, a)
@@ -58,15 +58,16 @@ func (e *Engine) finalize(ctx context.Context, a *Attempt) {
 	e.log.Info("attempt finished", "id", a.ID, "probe", a.Probe, "sender", a.Sender, "mailbox", a.Mailbox,
 		"outcome", string(a.Outcome), "late", a.Late, "latency_ms", a.Latency().Milliseconds(),
 		"spf", a.Verdicts.SPF, "dkim", a.Verdicts.DKIM, "dmarc", a.Verdicts.DMARC)
+	// Observers first: whoever Waits for the attempt finds it published.
+	for _, o := range e.opts.Observers {
+		o(a)
+	}
 	e.mu.Lock()
 	if ch := e.waiters[a.ID]; ch != nil {
 		close(ch)
 		delete(e.waiters, a.ID)
 	}
 	e.mu.Unlock()
-	for _, o := range e.opts.Observers {
-		o(a)
-	}
 }
 
 // sweep decides attempts whose deadline passed: lost, or, for an attempt
