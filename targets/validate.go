@@ -97,6 +97,9 @@ func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		return errorf("http.listen", "want host:port, got %q", c.HTTP.Listen)
 	}
+	if err := c.DNSChecks.Validate(); err != nil {
+		return err
+	}
 	return nil
 }
 
