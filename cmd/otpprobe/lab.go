@@ -46,22 +46,23 @@ func scenarioList(s string) ([]string, error) {
 }
 
 // labWorld starts a world with the scenarios applied and its control API
-// listening; stop releases everything.
-func labWorld(ctx context.Context, scenarios []string, dir string, logger *slog.Logger) (w *lab.World, control string, stop func(), err error) {
+// listening, and writes its endpoints to endpointsFile when one is given;
+// stop releases everything.
+func labWorld(ctx context.Context, scenarios []string, dir, endpointsFile string, logger *slog.Logger) (w *lab.World, ep *lab.Endpoints, stop func(), err error) {
 	w, err = lab.Start(ctx, lab.Options{Logger: logger, Dir: dir})
 	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, nil, err
 	}
 	for _, s := range scenarios {
 		if err := w.Apply(s); err != nil {
 			w.Close()
-			return nil, "", nil, err
+			return nil, nil, nil, err
 		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		w.Close()
-		return nil, "", nil, err
+		return nil, nil, nil, err
 	}
 	srv := &http.Server{Handler: w.ControlHandler(), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
@@ -71,7 +72,15 @@ func labWorld(ctx context.Context, scenarios []string, dir string, logger *slog.
 		srv.Shutdown(sctx)
 		w.Close()
 	}
-	return w, "http://" + ln.Addr().String(), stop, nil
+	ep = w.Endpoints()
+	ep.Control = "http://" + ln.Addr().String()
+	if endpointsFile != "" {
+		if err := ep.WriteFile(endpointsFile); err != nil {
+			stop()
+			return nil, nil, nil, err
+		}
+	}
+	return w, ep, stop, nil
 }
 
 func cmdLabServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -92,21 +101,15 @@ func cmdLabServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
-	w, control, stop, err := labWorld(ctx, names, *dir, logger)
+	w, ep, stop, err := labWorld(ctx, names, *dir, *endpointsFile, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe lab serve: %v\n", err)
 		return exitRuntime
 	}
 	defer stop()
-	ep := w.Endpoints()
-	ep.Control = control
 	if *endpointsFile != "" {
-		if err := ep.WriteFile(*endpointsFile); err != nil {
-			fmt.Fprintf(stderr, "otpprobe lab serve: %v\n", err)
-			return exitRuntime
-		}
 		fmt.Fprintf(stderr, "lab world running (scenario %s); endpoints in %s; control %s; Ctrl-C stops it\n",
-			strings.Join(w.Applied(), ","), *endpointsFile, control)
+			strings.Join(w.Applied(), ","), *endpointsFile, ep.Control)
 	} else if err := writeIndentedJSON(stdout, ep); err != nil {
 		return exitRuntime
 	}
@@ -153,20 +156,12 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if !*once {
 		logger = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
-	w, control, stop, err := labWorld(ctx, names, workDir, logger.With("component", "lab"))
+	w, ep, stop, err := labWorld(ctx, names, workDir, *endpointsFile, logger.With("component", "lab"))
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
 		return exitRuntime
 	}
 	defer stop()
-	ep := w.Endpoints()
-	ep.Control = control
-	if *endpointsFile != "" {
-		if err := ep.WriteFile(*endpointsFile); err != nil {
-			fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
-			return exitRuntime
-		}
-	}
 	cfgPath, err := ep.WriteConfig(lab.ConfigOptions{Dir: workDir, Schedule: *schedule, Listen: *listen})
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
@@ -180,6 +175,6 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return runOnce(ctx, cfg, onceOptions{format: *format, deadline: *deadline, logger: logger}, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "otpprobe lab: world up (scenario %s), control %s, config %s, metrics http://%s/metrics\n",
-		strings.Join(w.Applied(), ","), control, cfgPath, *listen)
+		strings.Join(w.Applied(), ","), ep.Control, cfgPath, *listen)
 	return runDaemon(ctx, cfg, logger, stderr)
 }
