@@ -92,7 +92,7 @@ func New(cfg *targets.Config, opts Options) (*Engine, error) {
 			}
 			role := role
 			w := NewWatcher(WatchConfig{Mailbox: *mb, Folder: folder, Creds: credentials(mb.Auth),
-				Logger: e.log.With("mailbox", mb.Name, "folder", folder)},
+				Logger: e.log},
 				e.isLive, func(ar Arrival) { e.onArrival(role, ar) })
 			e.watchers[name] = append(e.watchers[name], w)
 		}
