@@ -66,3 +66,14 @@ const (
 	OutlookIMAP      = "outlook.office365.test"
 	BankIMAP         = "imap.example-bank.test"
 )
+
+// The mailing-list forwarder (lab/forwarder): list@ForwarderDomain re-sends
+// to ListMember with a tagged Subject and an ARC set sealed with
+// ForwarderSelector; its SPF authorises ForwarderIP.
+const (
+	ForwarderDomain   = "lists.forwarder.test"
+	ForwarderMX       = "mx.lists.forwarder.test"
+	ForwarderSelector = "arc2026"
+	ListAddress       = "list@lists.forwarder.test"
+	ListMember        = "seed@gmail.test"
+)

@@ -14,13 +14,16 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/otpprobe/otpprobe/lab/dnsserver"
+	"github.com/otpprobe/otpprobe/lab/forwarder"
 	"github.com/otpprobe/otpprobe/lab/mailstore"
 	"github.com/otpprobe/otpprobe/lab/receiver"
 	"github.com/otpprobe/otpprobe/lab/sender"
+	"github.com/otpprobe/otpprobe/verify"
 	"github.com/otpprobe/otpprobe/verify/resolver"
 )
 
@@ -58,6 +61,7 @@ type World struct {
 	profiles  map[string]receiver.Profile  // by provider
 	seedPw    string
 	mx        *receiver.Server
+	forwarder *forwarder.Server
 
 	mu             sync.Mutex
 	applied        []string
@@ -133,6 +137,13 @@ func Start(ctx context.Context, opts Options) (w *World, err error) {
 	if keys.backup, err = sender.DKIMRecord(backupKey.Public()); err != nil {
 		return nil, err
 	}
+	fwdKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	if keys.forwarder, err = sender.DKIMRecord(fwdKey.Public()); err != nil {
+		return nil, err
+	}
 	w.healthy = healthyZone(keys)
 
 	if w.dns, err = dnsserver.Start(net.JoinHostPort(DNSIP, "0")); err != nil {
@@ -146,6 +157,9 @@ func Start(ctx context.Context, opts Options) (w *World, err error) {
 	}
 
 	if err = w.startReceivers(); err != nil {
+		return nil, err
+	}
+	if err = w.startForwarder(fwdKey); err != nil {
 		return nil, err
 	}
 	if err = w.startSender(SenderM365, M365IP, M365SubmitHost, M365RelayHelo, M365ActiveSelector, sender.StyleM365, m365Key); err != nil {
@@ -224,6 +238,28 @@ func (w *World) startReceivers() error {
 	})
 	if err != nil {
 		return fmt.Errorf("lab receivers: %w", err)
+	}
+	return nil
+}
+
+// startForwarder runs the list forwarder on its own address at the shared
+// MX port (the receiver owns only the providers' addresses).
+func (w *World) startForwarder(key crypto.Signer) error {
+	tlsCfg, err := w.ca.ServerTLS(ForwarderMX, ForwarderIP)
+	if err != nil {
+		return err
+	}
+	local, _, _ := strings.Cut(ListAddress, "@")
+	w.forwarder, err = forwarder.Start(forwarder.Config{
+		IP: ForwarderIP, Port: w.mx.Port(), Hostname: ForwarderMX, Domain: ForwarderDomain,
+		Lists:      map[string][]string{local: {ListMember}},
+		SubjectTag: "[list]",
+		Sealer:     &verify.ARCSealer{Domain: ForwarderDomain, Selector: ForwarderSelector, Signer: key},
+		Resolver:   w.resolver, TLS: tlsCfg, RootCAs: w.ca.Pool(),
+		Logger: w.log.With("component", "forwarder"),
+	})
+	if err != nil {
+		return fmt.Errorf("lab forwarder: %w", err)
 	}
 	return nil
 }
@@ -397,6 +433,9 @@ func (w *World) Close() error {
 	var errs []error
 	for _, s := range w.senders {
 		errs = append(errs, s.Close())
+	}
+	if w.forwarder != nil {
+		errs = append(errs, w.forwarder.Close())
 	}
 	if w.mx != nil {
 		errs = append(errs, w.mx.Close())

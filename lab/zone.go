@@ -27,6 +27,7 @@ func DKIMName(selector, domain string) string { return selector + "._domainkey."
 type zoneKeys struct {
 	m365Active string // TXT content for the active M365 selector
 	backup     string // TXT content for the backup relay's selector
+	forwarder  string // TXT content for the list forwarder's ARC selector
 }
 
 func txt(name, value string) string { return fmt.Sprintf("%s. 300 IN TXT %q", name, value) }
@@ -77,6 +78,13 @@ func healthyZone(k zoneKeys) []string {
 		a(OutlookMX, OutlookIP),
 		a(OutlookIMAP, OutlookIP),
 		txt("_dmarc.gmail.test", "v=DMARC1; p=none"),
+
+		// The list forwarder: its MX, SPF for its own address, ARC key.
+		mx(ForwarderDomain, 10, ForwarderMX),
+		a(ForwarderMX, ForwarderIP),
+		ptr(ForwarderIP, ForwarderMX),
+		txt(ForwarderDomain, "v=spf1 ip4:"+ForwarderIP+" -all"),
+		txt(DKIMName(ForwarderSelector, ForwarderDomain), k.forwarder),
 
 		// A marketing tool's SPF chain, published but not yet included by the
 		// customer; spf-too-many-lookups adds the include in front. Evaluated

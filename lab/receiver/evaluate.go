@@ -76,6 +76,7 @@ type Results struct {
 	SPF      SPFResult
 	DKIM     []DKIMResult
 	DMARC    DMARCResult
+	ARC      ARCResult
 }
 
 // DKIMPass reports whether any signature passed.
@@ -124,6 +125,7 @@ func evaluate(ctx context.Context, res Resolver, ip net.IP, helo, mailFrom strin
 	r.SPF = checkSPF(ctx, res, ip, helo, mailFrom)
 	r.DKIM = checkDKIM(ctx, res, h, msg)
 	r.DMARC = checkDMARC(ctx, res, fromDomain, r)
+	r.ARC = checkARC(ctx, res, h, msg)
 	return r
 }
 

@@ -144,6 +144,9 @@ func gmailHeaders(p Profile, t trace, r *Results, d Decision) []header {
 		}
 		parts = append(parts, fmt.Sprintf("dkim=%s%s header.i=%s header.s=%s header.b=%s", val, comment, clean(k.Identifier), clean(k.Selector), clean(k.B)))
 	}
+	if r.ARC.Value != "" {
+		parts = append(parts, gmailARC(r.ARC))
+	}
 	parts = append(parts, fmt.Sprintf("spf=%s (%s) %s", r.SPF.Value, spfComment, mailfrom))
 	// Gmail writes no dmarc= at all when the From domain publishes no record.
 	if r.DMARC.Value != ValNone {

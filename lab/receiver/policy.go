@@ -38,7 +38,8 @@ func decide(p Profile, r *Results) Decision {
 			failed = dm.Record != nil // without a record there is no policy to apply
 		}
 	}
-	if failed {
+	arcOverride := failed && p.honours(r.ARC)
+	if failed && !arcOverride {
 		var act Action
 		switch dm.Policy {
 		case dmarc.PolicyReject:
@@ -74,6 +75,9 @@ func decide(p Profile, r *Results) Decision {
 	d.Action = Deliver
 	d.Junk = d.Score >= p.JunkThreshold
 	d.Why = fmt.Sprintf("score %d/%d", d.Score, p.JunkThreshold)
+	if arcOverride {
+		d.Why += ", dmarc fail overridden by arc=pass from " + r.ARC.Sealer
+	}
 	return d
 }
 

@@ -85,6 +85,11 @@ type Profile struct {
 	SPFFailPoints  int // spf=fail or softfail
 	UnauthPoints   int // no DMARC record and neither SPF nor DKIM passes
 	JunkThreshold  int
+
+	// TrustedARCSealers are the ARC sealers (d= of the ARC-Seal) whose
+	// verified chain overrides a DMARC failure when the sealer had found
+	// DMARC passing: Gmail honours ARC from forwarders it trusts.
+	TrustedARCSealers []string
 }
 
 // Authserv-ids the prober must trust for each provider (the endpoints file's
@@ -118,6 +123,7 @@ func Gmail() Profile {
 		OnTempError:    AsFail,
 		TempErrorReply: Reply{451, [3]int{4, 7, 26}, "Temporary DMARC evaluation error for %s; try again later"},
 		DKIMFailPoints: 2, SPFFailPoints: 3, UnauthPoints: 5, JunkThreshold: 5,
+		TrustedARCSealers: []string{"lists.forwarder.test"}, // the lab's list forwarder
 	}
 }
 
