@@ -90,9 +90,7 @@ func New(cfg *targets.Config, opts Options) (*Engine, error) {
 			if role == RoleSpam {
 				folder = FolderJunk
 			}
-			role := role
-			w := NewWatcher(WatchConfig{Mailbox: *mb, Folder: folder, Creds: credentials(mb.Auth),
-				Logger: e.log},
+			w := NewWatcher(WatchConfig{Mailbox: *mb, Folder: folder, Creds: credentials(mb.Auth), Logger: e.log},
 				e.isLive, func(ar Arrival) { e.onArrival(role, ar) })
 			e.watchers[name] = append(e.watchers[name], w)
 		}
