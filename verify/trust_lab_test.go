@@ -131,4 +131,3 @@ func sendForged(t *testing.T, cfg *targets.Config, mailbox string) (probe.Arriva
 	}
 	return probe.Arrival{}, nil
 }
-
