@@ -75,6 +75,12 @@ func TestForgedAuthResultsThroughLab(t *testing.T) {
 			if !v.Trusted || [3]string{v.SPF, v.DKIM, v.DMARC} != tc.want {
 				t.Errorf("verdict trusted=%v spf=%s dkim=%s dmarc=%s, want %v from the provider's header", v.Trusted, v.SPF, v.DKIM, v.DMARC, tc.want)
 			}
+			// The independent re-check on the same header block names the
+			// selector that signed; its key is gone in both scenarios.
+			rc := verify.RecheckDKIMHeader(context.Background(), w.Resolver().LookupTXT, arr.Header)
+			if len(rc) != 1 || rc[0].Selector != lab.M365ActiveSelector || rc[0].Result != "permerror" || rc[0].BodyChecked {
+				t.Errorf("dkim re-check %+v, want selector1 permerror (no key)", rc)
+			}
 			if len(v.Untrusted) != 2 {
 				t.Fatalf("%d untrusted headers, want the 2 forged ones: %+v", len(v.Untrusted), v.Untrusted)
 			}
