@@ -287,7 +287,7 @@ func (w *World) startSender(name, ip, host, helo, selector string, style sender.
 		RetryInterval:     w.opts.RetryInterval,
 		RetryExpiry:       w.opts.RetryExpiry,
 		MaxMessageBytes:   10 << 20,
-		Logger:            w.log.With("component", "sender", "sender", name),
+		Logger:            w.log.With("component", "sender"),
 	}
 	if name == SenderM365 { // only M365 is ever flaky
 		cfg.LossSource = w.opts.LossSource

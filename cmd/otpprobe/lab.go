@@ -156,7 +156,7 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if !*once {
 		logger = slog.New(slog.NewJSONHandler(stderr, nil))
 	}
-	w, ep, stop, err := labWorld(ctx, names, workDir, *endpointsFile, logger.With("component", "lab"))
+	w, ep, stop, err := labWorld(ctx, names, workDir, *endpointsFile, logger.WithGroup("lab"))
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
 		return exitRuntime
