@@ -303,6 +303,9 @@ func (e *Engine) onBounce(bn Bounce) {
 		e.mu.Unlock()
 		return
 	}
+	// A DSN cannot normally overtake the submission's final reply (the
+	// sender only relays after it); if it does, the bounce decides and the
+	// late reply is dropped by finishSend.
 	delete(e.live, bn.Token)
 	e.mu.Unlock()
 	a := la.a
