@@ -41,7 +41,7 @@ type Alert struct {
 	Evidence  []string          `json:"evidence"`  // attempt IDs
 	Status    string            `json:"status"`
 	StartsAt  time.Time         `json:"starts_at"`
-	EndsAt    time.Time         `json:"ends_at"` // zero while firing
+	EndsAt    time.Time         `json:"ends_at,omitzero"` // absent while firing
 }
 
 // Key is the alert's fingerprint: a hash of its name and labels.

@@ -127,6 +127,9 @@ func (m *Manager) Fire(ctx context.Context, a Alert) error {
 	if a.Labels == nil {
 		a.Labels = map[string]string{}
 	}
+	if a.Evidence == nil {
+		a.Evidence = []string{} // [] in JSON, never null
+	}
 	key := a.Key()
 	m.mu.Lock()
 	defer m.mu.Unlock()
