@@ -16,6 +16,7 @@ import (
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/alert"
 	"github.com/otpprobe/otpprobe/reports/api"
+	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/failover"
 	"github.com/otpprobe/otpprobe/reports/metrics"
 	"github.com/otpprobe/otpprobe/reports/rounds"
@@ -60,6 +61,9 @@ type Pipeline struct {
 
 	opts    Options
 	reports *metrics.Reports
+
+	dnsOnce   sync.Once
+	dnsEvents chan dnswatch.Event
 }
 
 // New loads route and alert state from the store and wires the parts.
