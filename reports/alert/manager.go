@@ -24,6 +24,7 @@ type Store interface {
 	NextOutbox(ctx context.Context) (time.Time, bool, error)
 	Delivered(ctx context.Context, id int64, at time.Time) error
 	Retry(ctx context.Context, e store.OutboxEntry, next time.Time, cause string) error
+	PruneOutbox(ctx context.Context, cutoff time.Time) error
 }
 
 // Notifier delivers queued notifications somewhere.
@@ -234,14 +235,18 @@ func (m *Manager) Wake() {
 	}
 }
 
-// outboxBatch is how many due notifications one pass delivers.
-const outboxBatch = 100
+const (
+	outboxBatch   = 100                // due notifications one pass delivers
+	keepDelivered = 7 * 24 * time.Hour // delivered ones are kept this long
+)
 
 // Run delivers the outbox until ctx is done: due entries in order, each
 // notifier's in its own order, failures retried with backoff.
 func (m *Manager) Run(ctx context.Context) {
 	resend := time.NewTicker(m.opts.Resend)
 	defer resend.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
 	for {
 		m.deliverDue(ctx)
 		wait := 30 * time.Second
@@ -257,6 +262,11 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-timer.C:
 		case <-resend.C:
 			m.resend(ctx)
+		case <-prune.C:
+			// Delivered notifications are kept a week for inspection.
+			if err := m.opts.Store.PruneOutbox(ctx, m.opts.Now().Add(-keepDelivered)); err != nil && ctx.Err() == nil {
+				m.log.Error("prune outbox", "err", err)
+			}
 		}
 		timer.Stop()
 	}

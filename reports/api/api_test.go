@@ -194,3 +194,42 @@ func TestSLOAndAlerts(t *testing.T) {
 		t.Errorf("GET /api/v1/alerts: %d %s", resp.StatusCode, body)
 	}
 }
+
+// BenchmarkRouteDecision is the OTP application's per-send call: GET the
+// route's decision, mostly answered 304 from its ETag.
+func BenchmarkRouteDecision(b *testing.B) {
+	cfg, err := targets.Parse([]byte(config), b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "otpprobe.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	f, err := failover.New(context.Background(), cfg, failover.Options{Store: st})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	api.Register(mux, api.Options{Routes: f})
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/routes/otp", nil))
+	etag := rec.Header().Get("ETag")
+	for _, tc := range []struct{ name, inm string }{{"200", ""}, {"304", etag}} {
+		b.Run(tc.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "/api/v1/routes/otp", nil)
+			if tc.inm != "" {
+				req.Header.Set("If-None-Match", tc.inm)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				mux.ServeHTTP(rec, req)
+				if rec.Code != 200 && rec.Code != 304 {
+					b.Fatal(rec.Code)
+				}
+			}
+		})
+	}
+}
