@@ -179,6 +179,9 @@ func (f *Failover) ObserveRound(ctx context.Context, r rounds.Round) {
 func (rt *route) observe(r rounds.Round) {
 	unhealthy := r.Unhealthy()
 	bad := len(unhealthy) >= rt.cfg.UnhealthyProviders
+	if r.Partial && !bad && len(unhealthy)+missing(r) >= rt.cfg.UnhealthyProviders {
+		return // attempts are missing (a restart mid-round): too little to tell
+	}
 	if r.Sender == rt.cfg.Primary {
 		if bad {
 			rt.st.BadRounds++
@@ -441,4 +444,13 @@ func (f *Failover) Run(ctx context.Context) {
 		f.mu.Unlock()
 		f.changed(ctx, done)
 	}
+}
+
+// missing counts the providers of a round without a decided attempt.
+func missing(r rounds.Round) int {
+	seen := map[string]bool{}
+	for _, a := range r.Attempts {
+		seen[rounds.Provider(a)] = true
+	}
+	return max(len(r.Providers)-len(seen), 0)
 }

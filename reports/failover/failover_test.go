@@ -405,3 +405,31 @@ func waitLines(t *testing.T, path string, n int) []string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestPartialRoundsThatCannotTell: a round cut short by a restart counts
+// only when what it has decides it.
+func TestPartialRoundsThatCannotTell(t *testing.T) {
+	fx := newFixture(t)
+	fx.round("backup", healthy...)
+	for range 3 {
+		fx.round("m365", broken...)
+	}
+	fx.want(failover.StateBackup, "backup")
+	partial := func(outcomes ...probe.Outcome) {
+		fx.clk.Add(time.Minute)
+		r := rounds.Round{Probe: "otp", Sender: "m365", Start: fx.clk.Now(), Providers: []string{"gmail", "outlook", "yahoo"}, Partial: true}
+		for i, o := range outcomes {
+			fx.n++
+			prov := []string{"gmail", "yahoo", "outlook"}[i]
+			r.Attempts = append(r.Attempts, &probe.Attempt{ID: fmt.Sprintf("p%d", fx.n), Sender: "m365", Mailbox: prov, Provider: prov, Outcome: o})
+		}
+		fx.f.ObserveRound(context.Background(), r)
+	}
+	for range 5 {
+		partial(probe.OutcomeInbox) // one inbox of three: could still be a bad round
+	}
+	fx.want(failover.StateBackup, "backup")
+	partial(probe.OutcomeInbox, probe.OutcomeInbox) // two of three healthy: healthy at K=2
+	partial(probe.OutcomeInbox, probe.OutcomeInbox)
+	fx.want(failover.StatePrimary, "m365")
+}
