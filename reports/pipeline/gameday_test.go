@@ -374,7 +374,16 @@ func TestGameDayFailoverAndFailBack(t *testing.T) {
 	})
 	t.Logf("time to fail back: %v = %.1f probe intervals after the fix (healthy rounds needed: %d, min hold %v = %.1f intervals after the failover)",
 		back.Sub(fixed).Round(time.Millisecond), rounds(back.Sub(fixed)), route.HealthyRounds, route.MinHold, rounds(route.MinHold))
-	if held := back.Sub(switched); held < route.MinHold {
+	// The decisions' own times (since: when the active sender became
+	// active) show the hysteresis exactly, whatever the polling delay.
+	final := a.decision()
+	wentBackup, err1 := time.Parse(time.RFC3339Nano, d.Since)
+	wentPrimary, err2 := time.Parse(time.RFC3339Nano, final.Since)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("since: %v %v", err1, err2)
+	}
+	t.Logf("fail-back decision: %s", final.Reason)
+	if held := wentPrimary.Sub(wentBackup); held < route.MinHold {
 		t.Errorf("failed back after %v on the backup, before the minimum hold %v", held, route.MinHold)
 	}
 	waitFor(t, 30*time.Second, "a resolved RouteFailedOver notification", func() bool {
