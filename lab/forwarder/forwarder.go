@@ -132,6 +132,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) Close() error {
 	s.stop()
 	err := s.srv.Close()
+	s.ln.Close() // go-smtp closes only listeners its Serve already registered
 	s.wg.Wait()
 	return err
 }

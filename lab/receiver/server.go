@@ -221,6 +221,10 @@ func (s *Server) Close() error {
 		if err := h.srv.Close(); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+		// go-smtp's Close closes only the listeners Serve has registered; a
+		// Serve goroutine that has not started yet would then block in
+		// Accept for ever. Closing ours makes it return whenever it starts.
+		h.ln.Close()
 	}
 	s.wg.Wait()
 	return errors.Join(errs...)
