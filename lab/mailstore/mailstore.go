@@ -132,6 +132,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Close stops the server and closes every connection.
 func (s *Server) Close() error {
 	err := s.srv.Close()
+	s.ln.Close() // imapserver closes only listeners its Serve already registered
 	<-s.done
 	return err
 }
