@@ -58,6 +58,9 @@ type Attempt struct {
 	SMTP       SMTPResult
 	Transcript string // SMTP transcript, AUTH redacted
 	Header     string // the full header block as fetched, kept for evidence
+	// Body is the canary's text as fetched, for enrichers (the DKIM
+	// re-check) only: it is not stored, and empty after a restart.
+	Body string
 
 	Verdicts  verify.Verdicts
 	Diagnosis string

@@ -328,6 +328,7 @@ func (e *Engine) onArrival(role string, ar Arrival) {
 	a.Folder = ar.Folder
 	a.InternalDate = ar.InternalDate.UTC()
 	a.Header = string(ar.Header)
+	a.Body = string(ar.Body)
 	if la.sending { // the final 250 is still on its way; finishSend decides
 		snapshot := *a
 		e.mu.Unlock()

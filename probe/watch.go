@@ -74,6 +74,9 @@ type Arrival struct {
 	InternalDate time.Time
 	UID          uint32
 	Header       []byte // the full header block, kept for evidence
+	// Body is the message text (at most 256 KiB) for the DKIM re-check;
+	// nil when it could not be fetched.
+	Body []byte
 }
 
 // WatchStatus is what a watcher is doing.

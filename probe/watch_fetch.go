@@ -90,7 +90,8 @@ func (s *watchSession) rescan(ctx context.Context) error {
 
 // process fetches headers of set, delivers the canaries among them (with
 // INTERNALDATE not before since) and cleans them up. Other mail is only
-// read with BODY.PEEK, never changed.
+// read with BODY.PEEK, never changed. A canary's text is fetched in a
+// second command, once the header fetch is drained, for the DKIM re-check.
 func (s *watchSession) process(ctx context.Context, set imap.UIDSet, since time.Time) error {
 	w := s.w
 	minUID := w.lastUID
@@ -100,6 +101,7 @@ func (s *watchSession) process(ctx context.Context, set imap.UIDSet, since time.
 		BodySection:  []*imap.FetchItemBodySection{headerSection},
 	})
 	var matched []imap.UID
+	var arrivals []Arrival
 	for {
 		msg := fetch.Next()
 		if msg == nil {
@@ -129,23 +131,57 @@ func (s *watchSession) process(ctx context.Context, set imap.UIDSet, since time.
 			continue
 		}
 		w.remember(tok)
-		w.deliver(Arrival{
+		arrivals = append(arrivals, Arrival{
 			Token: tok, Mailbox: w.cfg.Mailbox.Name, Folder: s.folder, SeenAt: seen,
 			InternalDate: buf.InternalDate.UTC(), UID: uint32(buf.UID), Header: hdr,
 		})
-		w.update(func(st *WatchState) { st.Delivered++ })
-		w.log.Debug("canary arrived", "token", tok, "uid", uint32(buf.UID))
 	}
-	if err := fetch.Close(); err != nil {
+	fetchErr := fetch.Close()
+	if fetchErr == nil && len(arrivals) > 0 {
+		s.fetchBodies(arrivals)
+	}
+	for _, a := range arrivals {
+		w.deliver(a)
+		w.update(func(st *WatchState) { st.Delivered++ })
+		w.log.Debug("canary arrived", "token", a.Token, "uid", a.UID)
+	}
+	if fetchErr != nil {
 		if cleanupOn(w.cfg.Mailbox) {
 			w.keep(matched) // delivered, not yet cleaned up
 		}
-		return w.fail(StageFetch, ctxErr(ctx, err))
+		return w.fail(StageFetch, ctxErr(ctx, fetchErr))
 	}
 	if len(matched) == 0 || !cleanupOn(w.cfg.Mailbox) {
 		return nil
 	}
 	return s.cleanupOrKeep(ctx, matched)
+}
+
+// textSection is a canary's text, capped: canaries are small, and a huge
+// message matching a token must not cost memory.
+var textSection = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText, Peek: true,
+	Partial: &imap.SectionPartial{Offset: 0, Size: 256 << 10}}
+
+// fetchBodies fills in the text of arrivals. It is evidence, not needed to
+// decide the outcome: on failure the arrivals go out without it.
+func (s *watchSession) fetchBodies(arrivals []Arrival) {
+	uids := make([]imap.UID, len(arrivals))
+	for i, a := range arrivals {
+		uids[i] = imap.UID(a.UID)
+	}
+	msgs, err := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true,
+		BodySection: []*imap.FetchItemBodySection{textSection}}).Collect()
+	if err != nil {
+		s.w.log.Warn("imap fetch of canary text failed; DKIM re-check limited to the header", "err", err)
+		return
+	}
+	for _, m := range msgs {
+		for i := range arrivals {
+			if arrivals[i].UID == uint32(m.UID) {
+				arrivals[i].Body = m.FindBodySection(textSection)
+			}
+		}
+	}
 }
 
 // remember records a delivered token, forgetting the oldest beyond

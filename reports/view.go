@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/verify"
 )
 
 // AttemptJSON is the public JSON form of an attempt (a contract: `otpprobe
@@ -44,6 +45,9 @@ type VerdictsJSON struct {
 	DKIM       string `json:"dkim"`
 	DMARC      string `json:"dmarc"`
 	ARC        string `json:"arc"`
+	// DKIMRecheck is otpprobe's own verification of each signature, with
+	// the selector that signed; [] when none was made.
+	DKIMRecheck []verify.DKIMCheck `json:"dkim_recheck"`
 }
 
 // View returns the public form of a.
@@ -55,7 +59,8 @@ func View(a *probe.Attempt) AttemptJSON {
 		LatencyMS: a.Latency().Milliseconds(), Folder: a.Folder,
 		SMTP: SMTPJSON{Stage: a.SMTP.Stage, Code: a.SMTP.Code, Enhanced: a.SMTP.Enhanced, Reply: a.SMTP.Reply},
 		Verdicts: VerdictsJSON{Trusted: a.Verdicts.Trusted, AuthservID: a.Verdicts.AuthservID,
-			SPF: a.Verdicts.SPF, DKIM: a.Verdicts.DKIM, DMARC: a.Verdicts.DMARC, ARC: a.Verdicts.ARC},
+			SPF: a.Verdicts.SPF, DKIM: a.Verdicts.DKIM, DMARC: a.Verdicts.DMARC, ARC: a.Verdicts.ARC,
+			DKIMRecheck: append([]verify.DKIMCheck{}, a.Verdicts.DKIMRecheck...)},
 		Diagnosis: a.Diagnosis,
 	}
 }

@@ -15,16 +15,14 @@ import (
 	"github.com/otpprobe/otpprobe/reports/store"
 	"github.com/otpprobe/otpprobe/targets"
 	"github.com/otpprobe/otpprobe/verify/dnscheck"
+	"github.com/otpprobe/otpprobe/verify/resolver"
 )
 
 // openDNSWatch builds the DNS watcher of a config: the checks' schedule,
-// snapshots in st, posture metrics in m.
-func openDNSWatch(cfg *targets.Config, st *store.SQLite, m *metrics.Metrics, logger *slog.Logger) (*dnswatch.Watcher, error) {
-	r, err := dnswatch.NewResolver(cfg.DNSChecks)
-	if err != nil {
-		return nil, fmt.Errorf("dns_checks.resolver: %w", err)
-	}
-	opts := dnswatch.Options{Resolver: r, Store: st, Logger: logger.With("component", "dnswatch")}
+// snapshots in the store, metrics, and onChange (may be nil) for every
+// change event.
+func openDNSWatch(cfg *targets.Config, r *resolver.Resolver, st *store.SQLite, m *metrics.Metrics, logger *slog.Logger, onChange func(dnswatch.Event)) (*dnswatch.Watcher, error) {
+	opts := dnswatch.Options{Resolver: r, Store: st, Logger: logger.With("component", "dnswatch"), OnChange: onChange}
 	if m != nil {
 		opts.Metrics = m
 	}

@@ -37,6 +37,10 @@ type onceJSON struct {
 		Verdicts struct {
 			Trusted          bool
 			SPF, DKIM, DMARC string
+			DKIMRecheck      []struct {
+				Selector, Result string
+				BodyChecked      bool `json:"body_checked"`
+			} `json:"dkim_recheck"`
 		}
 	} `json:"attempts"`
 }
@@ -66,6 +70,10 @@ func TestLabOnceHealthy(t *testing.T) {
 		v := a.Verdicts
 		if a.Outcome != "inbox" || a.Late || !v.Trusted || v.SPF != "pass" || v.DKIM != "pass" || v.DMARC != "pass" {
 			t.Errorf("%s→%s: %+v", a.Sender, a.Mailbox, a)
+		}
+		// Our own DKIM check of the whole delivered message, with the selector.
+		if rc := v.DKIMRecheck; len(rc) != 1 || rc[0].Result != "pass" || !rc[0].BodyChecked || rc[0].Selector == "" {
+			t.Errorf("%s→%s: dkim_recheck %+v, want one pass over header and body", a.Sender, a.Mailbox, rc)
 		}
 		if _, err := time.Parse("2006-01-02T15:04:05.000Z07:00", a.SeenAt); err != nil {
 			t.Errorf("seen_at %q is not RFC 3339 with milliseconds", a.SeenAt)

@@ -35,12 +35,17 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	m := metrics.New(cfg.Agent)
-	dw, err := openDNSWatch(cfg, st, m, logger)
+	r, err := dnswatch.NewResolver(cfg.DNSChecks)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("dns_checks.resolver: %w", err)
+	}
+	pl, err := pipeline.New(ctx, cfg, pipeline.Options{Store: st, Metrics: m, Logger: logger})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	pl, err := pipeline.New(ctx, cfg, pipeline.Options{Store: st, Metrics: m, Logger: logger})
+	dw, err := openDNSWatch(cfg, r, st, m, logger, pl.DNSChanged)
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -48,7 +53,8 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 	eng, err := probe.New(cfg, probe.Options{
 		Store: st, Logger: logger,
 		Observers: []func(*probe.Attempt){m.ObserveAttempt, pl.Observe},
-		Enrichers: []func(context.Context, *probe.Attempt){dw.Enrich},
+		// Evidence first (our own DKIM check), then the DNS diagnosis.
+		Enrichers: []func(context.Context, *probe.Attempt){dkimRecheck(r.LookupTXT), dw.Enrich},
 	})
 	if err != nil {
 		st.Close()
