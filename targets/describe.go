@@ -1,6 +1,7 @@
 package targets
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net/mail"
@@ -113,7 +114,57 @@ func (c *Config) Describe(w io.Writer) error {
 	if c.Store.Driver == "postgres" {
 		store = "postgres (dsn " + c.Store.DSN.String() + ")"
 	}
-	_, err := fmt.Fprintf(w, "\nbounces %s\nstore   %s\nhttp    %s\n", bounces, store, c.HTTP.Listen)
+	if _, err := fmt.Fprintf(w, "\nbounces %s\nstore   %s\nhttp    %s\n", bounces, store, c.HTTP.Listen); err != nil {
+		return err
+	}
+	return c.describeReporting(w)
+}
+
+// describeReporting lists routes, SLOs, alert receivers and DNS checks. A
+// webhook's secret is named by where it comes from, never shown.
+func (c *Config) describeReporting(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if len(c.Routes) > 0 {
+		fmt.Fprintf(tw, "\nROUTE\tPRIMARY\tBACKUPS\tFAIL OVER AFTER\tFAIL BACK AFTER\tNOTIFY\n")
+		for _, r := range c.Routes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d rounds with ≥ %d providers failing\t%d healthy rounds, ≥ %v\t%s\n", r.Name, r.Primary,
+				strings.Join(r.Backups, ","), r.UnhealthyRounds, r.UnhealthyProviders, r.HealthyRounds, r.MinHold, strings.Join(r.Webhooks, ","))
+		}
+	}
+	if len(c.SLOs) > 0 {
+		fmt.Fprintf(tw, "\nSLO\tOF\tOBJECTIVE\n")
+		for _, o := range c.SLOs {
+			of := "route " + o.Route
+			if o.Route == "" {
+				of = strings.TrimSuffix("sender "+o.Sender+" provider "+o.Provider, " provider ")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%g%% in the inbox within %v over %v\n", o.Name, of, o.Objective, o.Latency, o.Window)
+		}
+	}
+	if len(c.Alerts.Webhooks)+len(c.Alerts.Alertmanagers) > 0 {
+		fmt.Fprintf(tw, "\nALERT RECEIVER\tKIND\tURL\tSECRET\n")
+		for _, h := range c.Alerts.Webhooks {
+			secret := "(none)"
+			switch {
+			case h.SecretFile != "":
+				secret = "file " + h.SecretFile
+			case h.SecretEnv != "":
+				secret = "env " + h.SecretEnv
+			}
+			fmt.Fprintf(tw, "%s\twebhook\t%s\t%s\n", h.Name, h.URL, secret)
+		}
+		for _, a := range c.Alerts.Alertmanagers {
+			fmt.Fprintf(tw, "%s\talertmanager\t%s\t-\n", a.Name, a.URL)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	dns := "dns checks " + cmp.Or(c.DNSChecks.Schedule, DefaultDNSSchedule)
+	if c.DNSChecks.Disabled {
+		dns = "dns checks disabled"
+	}
+	_, err := fmt.Fprintf(w, "\n%s\n", dns)
 	return err
 }
 
