@@ -141,3 +141,26 @@ func listQuery(f probe.Filter, ph func(n int) string) (string, []any, error) {
 // pendingQuery selects the attempts not decided yet; "" counts as pending.
 const pendingQuery = `SELECT ` + columns + ` FROM attempts
 	WHERE outcome IN ('pending', '') ORDER BY created_at, id`
+
+// attemptRows is what database/sql's and pgx's result sets have in common.
+type attemptRows interface {
+	scanner
+	Next() bool
+	Err() error
+}
+
+// collectAttempts reads every row of a query selecting columns.
+func collectAttempts(op string, rows attemptRows) ([]*probe.Attempt, error) {
+	var out []*probe.Attempt
+	for rows.Next() {
+		a, err := scanAttempt(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s attempts: %w", op, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s attempts: %w", op, err)
+	}
+	return out, nil
+}

@@ -222,18 +222,7 @@ func (s *SQLite) query(ctx context.Context, op, q string, args ...any) ([]*probe
 		return nil, fmt.Errorf("store: %s attempts: %w", op, err)
 	}
 	defer rows.Close()
-	var out []*probe.Attempt
-	for rows.Next() {
-		a, err := scanAttempt(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: %s attempts: %w", op, err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: %s attempts: %w", op, err)
-	}
-	return out, nil
+	return collectAttempts(op, rows)
 }
 
 // checkAttempt rejects what the schema cannot hold meaningfully.
