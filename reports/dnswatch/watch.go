@@ -169,9 +169,15 @@ func (w *Watcher) Domains() []string {
 	return slices.Clone(w.order)
 }
 
+// maxSourceIPs bounds the delivering addresses a domain's check evaluates
+// SPF for: a large sender (M365) delivers from thousands over time, and
+// each one learned would otherwise make every later check longer.
+const maxSourceIPs = 32
+
 // Learn records a selector seen signing a canary of domain and the
-// address that delivered it; the next diagnosis of the domain then takes
-// a fresh check, since the last one did not look at them.
+// address that delivered it (the newest maxSourceIPs are kept); the next
+// diagnosis of the domain then takes a fresh check, since the last one did
+// not look at them.
 func (w *Watcher) Learn(domain, selector string, sourceIP string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -184,6 +190,10 @@ func (w *Watcher) Learn(domain, selector string, sourceIP string) {
 		w.stale[d.Name] = true
 	}
 	if ip := parseIP(sourceIP); ip != nil && !slices.ContainsFunc(d.SourceIPs, ip.Equal) {
+		if n := len(d.SourceIPs) - maxSourceIPs + 1; n > 0 {
+			// check works on a clone, so the slice may change in place.
+			d.SourceIPs = slices.Delete(d.SourceIPs, 0, n)
+		}
 		d.AddSourceIP(ip)
 		w.stale[d.Name] = true
 	}

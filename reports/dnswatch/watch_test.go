@@ -201,6 +201,28 @@ func TestReportFreshness(t *testing.T) {
 	}
 }
 
+// TestLearnKeepsNewestSourceIPs: delivering addresses learned past the cap
+// replace the oldest, so a sender with many outbound IPs does not make
+// every check longer.
+func TestLearnKeepsNewestSourceIPs(t *testing.T) {
+	_, r := world(t)
+	w, err := dnswatch.New(config(), dnswatch.Options{Resolver: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 40; i++ {
+		w.Learn("example.test", "", fmt.Sprintf("198.51.100.%d", i))
+	}
+	rep := w.Check(context.Background(), "example.test").Report
+	var ips []string
+	for _, f := range rep.Has("spf.source_not_authorised") {
+		ips = append(ips, strings.SplitN(f.Data, ":", 2)[0])
+	}
+	if len(ips) != 32 || ips[0] != "198.51.100.9" || ips[31] != "198.51.100.40" {
+		t.Errorf("source IPs checked = %v, want the newest 32 (198.51.100.9 … 198.51.100.40)", ips)
+	}
+}
+
 func TestRunChecksAtStartAndStops(t *testing.T) {
 	_, r := world(t)
 	ctx, cancel := context.WithCancel(context.Background())
