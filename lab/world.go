@@ -86,7 +86,7 @@ func providers() []provider {
 
 // Start brings the whole world up on loopback. On error everything that
 // started is stopped again.
-func Start(ctx context.Context, opts Options) (w *World, err error) {
+func Start(ctx context.Context, opts Options) (_ *World, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -99,7 +99,7 @@ func Start(ctx context.Context, opts Options) (w *World, err error) {
 	if opts.ProviderDelay == 0 {
 		opts.ProviderDelay = defaultProviderDelay
 	}
-	w = &World{
+	w := &World{
 		opts:           opts,
 		log:            opts.Logger,
 		senders:        map[string]*sender.Server{},
@@ -109,10 +109,11 @@ func Start(ctx context.Context, opts Options) (w *World, err error) {
 		senderFaults:   map[string]sender.Faults{},
 		receiverFaults: map[string]receiver.Faults{},
 	}
+	// Every error return below says "return nil, err": the cleanup closes
+	// the local w, never the (nil) result.
 	defer func() {
 		if err != nil {
 			w.Close()
-			w = nil
 		}
 	}()
 	if w.ca, err = NewCA(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -169,4 +170,17 @@ func waitFor(d time.Duration, cond func() bool) bool {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return cond()
+}
+
+// A world that cannot start returns an error (and stops what it started)
+// instead of panicking in its own cleanup.
+func TestStartErrorIsReturned(t *testing.T) {
+	dir := t.TempDir() + "/file"
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := lab.Start(context.Background(), lab.Options{Dir: dir + "/sub"})
+	if err == nil || w != nil {
+		t.Fatalf("Start with an unusable Dir = %v, %v; want nil and an error", w, err)
+	}
 }
