@@ -303,12 +303,23 @@ func (e *Engine) onBounce(bn Bounce) {
 		e.mu.Unlock()
 		return
 	}
-	// A DSN cannot normally overtake the submission's final reply (the
-	// sender only relays after it); if it does, the bounce decides and the
-	// late reply is dropped by finishSend.
+	// A DSN can overtake the submission's final reply (a relay that bounces
+	// before it answers QUIT) or its storing: finishSend then decides it, so
+	// that its pending row cannot land after the final one.
+	if la.sending {
+		if la.bounce == nil {
+			la.bounce = &bn
+		}
+		e.mu.Unlock()
+		return
+	}
 	delete(e.live, bn.Token)
 	e.mu.Unlock()
-	a := la.a
+	e.decideBounce(la.a, bn)
+}
+
+// decideBounce decides a, taken out of the live set, as bounced by bn.
+func (e *Engine) decideBounce(a *Attempt, bn Bounce) {
 	r := failedRecipient(bn.DSN)
 	detail := bounceDetail{DSN: bn.DSN, SeenAt: bn.SeenAt, SubmissionReply: a.SMTP.Reply}
 	if b, err := json.Marshal(map[string]any{"bounce": detail}); err == nil {

@@ -210,3 +210,59 @@ func TestBounceArrivalIgnored(t *testing.T) {
 		t.Error("canary taken for a bounce")
 	}
 }
+
+// gatedStore holds the first pending Update until released: the window in
+// which finishSend stores a submission with the engine's lock let go.
+type gatedStore struct {
+	bounceTestStore
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (s *gatedStore) Update(ctx context.Context, a *Attempt) error {
+	if a.Outcome == OutcomePending {
+		s.once.Do(func() { close(s.entered); <-s.release })
+	}
+	return s.bounceTestStore.Update(ctx, a)
+}
+
+// A DSN that arrives while the submission is still being stored must not be
+// overwritten by the pending row: the attempt ends bounced, stored and
+// published once.
+func TestBounceDuringSubmission(t *testing.T) {
+	st := &gatedStore{bounceTestStore: bounceTestStore{m: map[string]Attempt{}}, entered: make(chan struct{}), release: make(chan struct{})}
+	var mu sync.Mutex
+	var published []Outcome
+	e := &Engine{opts: Options{Store: st, Observers: []func(*Attempt){func(a *Attempt) {
+		mu.Lock()
+		defer mu.Unlock()
+		published = append(published, a.Outcome)
+	}}}, log: slog.New(slog.DiscardHandler), live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
+	a := &Attempt{ID: "id-ddd", Token: "ddd", Outcome: OutcomePending}
+	e.live["ddd"] = &liveAttempt{a: a, sending: true}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.finishSend(context.Background(), a, &SendResult{SubmittedAt: time.Now(), Reply: "250 queued as Y"}, nil)
+	}()
+	<-st.entered
+	d := &verify.DSN{Recipients: []verify.DSNRecipient{{Action: "failed", Status: "5.1.1", DiagnosticCode: "smtp; 550 5.1.1 no such user"}}}
+	e.onBounce(Bounce{Token: "ddd", DSN: d})
+	close(st.release)
+	<-done
+	got, err := st.Get(context.Background(), "id-ddd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Outcome != OutcomeBounced || got.SMTP.Enhanced != "5.1.1" || !strings.Contains(got.Detail, "250 queued as Y") {
+		t.Errorf("stored attempt: outcome %q, smtp %+v, detail %s", got.Outcome, got.SMTP, got.Detail)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(published) != 1 || published[0] != OutcomeBounced {
+		t.Errorf("published %v, want one bounced", published)
+	}
+	if e.live["ddd"] != nil {
+		t.Error("bounced attempt still live")
+	}
+}

@@ -50,9 +50,10 @@ type Engine struct {
 // final reply, so the outcome is decided once both are known.
 type liveAttempt struct {
 	a       *Attempt
-	sending bool   // a submission is in progress in this process
-	arrived bool   // the canary was seen (recorded in a, and stored)
-	role    string // where it was seen: RoleInbox or RoleSpam
+	sending bool    // a submission is in progress in this process
+	arrived bool    // the canary was seen (recorded in a, and stored)
+	role    string  // where it was seen: RoleInbox or RoleSpam
+	bounce  *Bounce // a DSN that overtook the submission; finishSend decides
 }
 
 // New builds an engine for cfg. It does not start anything.
@@ -259,7 +260,7 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		e.mu.Unlock()
 		return
 	}
-	if err != nil && !la.arrived {
+	if err != nil && !la.arrived && la.bounce == nil {
 		la.sending = false
 		delete(e.live, a.Token)
 		a.Outcome = OutcomeSendFailed
@@ -295,6 +296,12 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		delete(e.live, a.Token)
 		e.mu.Unlock()
 		e.decideArrival(ctx, a, la.role)
+		return
+	}
+	if la.bounce != nil {
+		delete(e.live, a.Token)
+		e.mu.Unlock()
+		e.decideBounce(a, *la.bounce)
 		return
 	}
 	e.mu.Unlock()
