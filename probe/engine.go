@@ -17,8 +17,10 @@ type Options struct {
 	Store  Store
 	Logger *slog.Logger
 	// Observers are told about every attempt that reaches a final outcome
-	// (metrics, SLOs, alerts, failover). They run on the engine's goroutine
-	// and must not block.
+	// (metrics, SLOs, alerts, failover). They run on whichever goroutine
+	// decided the attempt (a send, a watcher, the sweeper, the bounce
+	// watcher), possibly at the same time: they must be safe for concurrent
+	// use and must not block.
 	Observers []func(*Attempt)
 	// Enrichers add evidence to a decided attempt before it is stored and
 	// published: a DKIM re-check, a DNS diagnosis. They run in order and
@@ -44,6 +46,9 @@ type Engine struct {
 	live    map[string]*liveAttempt // by token: not final yet
 	waiters map[string]chan struct{}
 	started bool
+
+	running sync.WaitGroup // the goroutines Start started
+	done    chan struct{}  // closed once they all returned
 }
 
 // liveAttempt is an attempt in flight. An arrival can overtake the send's
@@ -76,6 +81,7 @@ func New(cfg *targets.Config, opts Options) (*Engine, error) {
 		watchers: map[string][]*Watcher{},
 		live:     map[string]*liveAttempt{},
 		waiters:  map[string]chan struct{}{},
+		done:     make(chan struct{}),
 	}
 	for _, s := range cfg.Senders {
 		snd, err := NewSender(s, credentials(s.Auth))
@@ -169,19 +175,30 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	for _, ws := range e.watchers {
 		for _, w := range ws {
-			go func() {
+			e.running.Go(func() {
 				if err := w.Run(ctx); err != nil && ctx.Err() == nil {
 					e.log.Error("watcher stopped", "err", err)
 				}
-			}()
+			})
 		}
 	}
 	if e.bounces != nil {
-		go e.bounces.Run(ctx)
+		e.running.Go(func() { e.bounces.Run(ctx) })
 	}
-	go e.sweep(ctx)
+	e.running.Go(func() { e.sweep(ctx) })
+	go func() {
+		e.running.Wait()
+		close(e.done)
+	}()
 	return nil
 }
+
+// Done is closed once the watchers, the bounce watcher and the sweeper that
+// Start started have returned, after its ctx ended: from then on nothing of
+// the engine writes to the store, so it may be closed. (Rounds are the
+// caller's: Round returns when its sends are done.) It is never closed if
+// Start was not called or failed.
+func (e *Engine) Done() <-chan struct{} { return e.done }
 
 // Round runs one round of probe p: an attempt per sender × mailbox, each
 // stored pending before its canary is sent. It returns once every canary was

@@ -150,7 +150,11 @@ func TestEngineResumesAfterStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop1() // the prober stops while yahoo still holds two canaries
-	time.Sleep(100 * time.Millisecond)
+	select { // its watchers and sweeper end with their context
+	case <-e1.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("engine goroutines still running 30s after its context ended")
+	}
 
 	pending, err := st.Pending(context.Background())
 	if err != nil {

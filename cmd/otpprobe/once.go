@@ -62,6 +62,10 @@ func runOnce(ctx context.Context, cfg *targets.Config, o onceOptions, stdout, st
 		fmt.Fprintf(stderr, "otpprobe once: %v\n", err)
 		return exitRuntime
 	}
+	defer func() { // before p.close: the watchers must stop using the store
+		cancel()
+		<-p.engine.Done()
+	}()
 	var (
 		mu       sync.Mutex
 		attempts []*probe.Attempt

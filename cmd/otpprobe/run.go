@@ -65,6 +65,7 @@ func runDaemon(ctx context.Context, cfg *targets.Config, logger *slog.Logger, st
 	sched.Start(ctx) // returns after ctx ends and running rounds finished
 	<-reports
 	<-dnsDone
+	<-p.engine.Done() // a watcher may be storing an arrival
 	logger.Info("otpprobe stopped")
 	return exitOK
 }
