@@ -134,7 +134,7 @@ func Diagnose(e Evidence) string {
 
 // sendFailure explains a submission the sender's server did not accept.
 func sendFailure(e Evidence) string {
-	reply := strings.TrimSpace(e.SMTPReply)
+	reply := oneLine(e.SMTPReply)
 	code := codeText(e.SMTPCode, e.SMTPEnhanced)
 	lower := strings.ToLower(reply)
 	switch e.SMTPStage {
@@ -216,7 +216,7 @@ func bounced(e Evidence) string {
 	if e.SMTPCode != 0 || e.SMTPEnhanced != "" {
 		head += " with " + codeText(e.SMTPCode, e.SMTPEnhanced)
 	}
-	if r := strings.TrimSpace(e.SMTPReply); r != "" {
+	if r := oneLine(e.SMTPReply); r != "" {
 		head += " (" + r + ")"
 	}
 	if f, ok := brokenForSender(e); ok {
@@ -451,6 +451,10 @@ func lowerFirst(s string) string {
 	}
 	return strings.ToLower(s[:1]) + s[1:]
 }
+
+// oneLine joins a reply's lines (multi-line SMTP replies, wrapped
+// errors) with single spaces: a diagnosis is one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // firstWords shortens a reply for a sentence.
 func firstWords(s string, n int) string {

@@ -135,6 +135,11 @@ func TestDiagnose(t *testing.T) {
 			[]string{"gmail bounced the canary with 550 5.7.26 (smtp; 550 5.7.26 Unauthenticated", "because relay2026 has no key."}},
 		{"bounced without DNS", Evidence{Outcome: OutcomeBounced, Provider: "yahoo", SMTPCode: 554, SMTPReply: "554 rejected"},
 			[]string{"yahoo bounced the canary with 554 (554 rejected)."}},
+		{"multi-line replies stay on one line", Evidence{Outcome: OutcomeSendFailed, Sender: "m365", SMTPStage: "data", SMTPCode: 550, SMTPEnhanced: "5.7.1",
+			SMTPReply: "smtp data: 550 5.7.1 Message rejected\r\n550 5.7.1 see the policy page"},
+			[]string{"rejected the message at DATA with 550 5.7.1 (smtp data: 550 5.7.1 Message rejected 550 5.7.1 see the policy page)."}},
+		{"multi-line bounce", Evidence{Outcome: OutcomeBounced, Provider: "gmail", SMTPCode: 550, SMTPReply: "550-5.7.26 line one\n550 5.7.26 line two"},
+			[]string{"gmail bounced the canary with 550 (550-5.7.26 line one 550 5.7.26 line two)."}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
