@@ -88,6 +88,10 @@ func Start(cfg Config) (*Server, error) {
 		return nil, errors.New("forwarder: config: Sealer is nil")
 	case cfg.Resolver == nil:
 		return nil, errors.New("forwarder: config: Resolver is nil")
+	case cfg.MaxMessageBytes < 0 || cfg.Timeout < 0:
+		// go-smtp reads a negative limit as "none"; a negative timeout
+		// would fail every forward at once.
+		return nil, fmt.Errorf("forwarder: config: MaxMessageBytes %d and Timeout %v must not be negative", cfg.MaxMessageBytes, cfg.Timeout)
 	}
 	if cfg.AuthservID == "" {
 		cfg.AuthservID = cfg.Domain
