@@ -149,7 +149,7 @@ func TestEngineResumesAfterStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop1() // the prober stops while yahoo still holds two canaries
+	stop1()  // the prober stops while yahoo still holds two canaries
 	select { // its watchers and sweeper end with their context
 	case <-e1.Done():
 	case <-time.After(30 * time.Second):
