@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 
@@ -75,24 +74,6 @@ func (e *IMAPError) Temporary() bool {
 	return !errors.Is(e.Err, ErrNoFolder)
 }
 
-// imapTLSConfig verifies the server against the system roots, or against
-// only the PEM bundle in ca_file when one is set.
-func imapTLSConfig(mb targets.Mailbox) (*tls.Config, error) {
-	cfg := &tls.Config{ServerName: mb.Host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: mb.Insecure}
-	if mb.CAFile != "" {
-		pem, err := os.ReadFile(mb.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_file %s: no PEM certificate found", mb.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
-	return cfg, nil
-}
-
 // dialIMAP connects, secures and authenticates one IMAP connection. The
 // returned client is closed when ctx is done before dialIMAP returns;
 // afterwards the caller owns it. Debug output is never enabled: it would
@@ -107,7 +88,7 @@ func dialIMAP(ctx context.Context, mb targets.Mailbox, creds Credentials, handle
 	if mode == targets.TLSNone && !mb.Insecure {
 		return nil, fail(StageConfig, errors.New("tls: none needs insecure: true"))
 	}
-	tlsCfg, err := imapTLSConfig(mb)
+	tlsCfg, err := mb.TLSConfig()
 	if err != nil {
 		return nil, fail(StageConfig, err)
 	}
