@@ -404,10 +404,13 @@ func (f *Failover) Unpin(ctx context.Context, name string) (Decision, error) {
 }
 
 // Run picks up pins made by other processes, completes fail-backs whose
-// hold time has passed and runs exec hooks, until ctx is done.
+// hold time has passed and runs exec hooks, until ctx is done. It returns
+// once the hooks have stopped too (a command running is killed).
 func (f *Failover) Run(ctx context.Context) {
+	var hooks sync.WaitGroup
+	defer hooks.Wait()
 	for _, h := range f.execs {
-		go h.run(ctx)
+		hooks.Go(func() { h.run(ctx) })
 	}
 	t := time.NewTicker(f.opts.Poll)
 	defer t.Stop()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -388,6 +389,58 @@ func TestExecHook(t *testing.T) {
 	if first.ToState != failover.StatePinned || first.Decision.ActiveSender != "backup" || second.FromState != failover.StatePinned {
 		t.Errorf("hook got %+v then %+v", first, second)
 	}
+}
+
+// TestRunWaitsForExecHooks: Run returns only once a hook command running
+// at shutdown has been stopped, so none outlives the daemon's wait.
+func TestRunWaitsForExecHooks(t *testing.T) {
+	dir := t.TempDir()
+	cfgText := strings.Replace(config, "min_hold: 1m}",
+		`min_hold: 1m, exec: {command: [sh, -c, "cat >> hook.jsonl; sleep 30"], timeout: 1m}}`, 1)
+	cfg, err := targets.Parse([]byte(cfgText), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "otpprobe.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var logs lockedBuffer
+	f, err := failover.New(context.Background(), cfg, failover.Options{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	if _, err := f.Pin(ctx, "otp", "backup", "drill"); err != nil {
+		t.Fatal(err)
+	}
+	waitLines(t, filepath.Join(dir, "hook.jsonl"), 1) // the hook is running
+	cancel()
+	<-done
+	if !strings.Contains(logs.String(), "exec hook ran") {
+		t.Errorf("Run returned while the hook was still running; log:\n%s", logs.String())
+	}
+}
+
+// lockedBuffer is a log destination safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func waitLines(t *testing.T, path string, n int) []string {
