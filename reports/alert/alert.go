@@ -60,8 +60,9 @@ func Key(name string, labels map[string]string) string {
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// Event is what the JSON webhook receives: an alert or a route transition
-// (Transition holds failover.Transition as raw JSON).
+// Event is what the JSON webhook receives for an alert; a route
+// transition is sent as failover.Transition, whose type field tells them
+// apart.
 type Event struct {
 	Type  string `json:"type"` // "alert" or "route_transition"
 	Agent string `json:"agent"`
