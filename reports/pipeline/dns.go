@@ -18,13 +18,18 @@ import (
 // event, not a state), and OTPDNSCriticalFinding follows the critical
 // findings of the check that saw it: firing while there are any, resolved
 // by the change that fixes them. It does not block: the alerts are stored
-// on a goroutine of their own, in order.
+// on a goroutine of their own, in order, which ends when Run returns.
 func (p *Pipeline) DNSChanged(ev dnswatch.Event) {
 	p.dnsOnce.Do(func() {
 		p.dnsEvents = make(chan dnswatch.Event, 256)
 		go func() {
-			for ev := range p.dnsEvents {
-				p.dnsAlerts(context.Background(), ev)
+			for {
+				select {
+				case <-p.stopped:
+					return
+				case ev := <-p.dnsEvents:
+					p.dnsAlerts(context.Background(), ev)
+				}
 			}
 		}()
 	})

@@ -64,6 +64,8 @@ type Pipeline struct {
 
 	dnsOnce   sync.Once
 	dnsEvents chan dnswatch.Event
+	stopped   chan struct{} // closed when Run returns: DNS alerts stop too
+	stopOnce  sync.Once
 }
 
 // New loads route and alert state from the store and wires the parts.
@@ -74,7 +76,7 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 	if opts.SLOEvery == 0 {
 		opts.SLOEvery = 30 * time.Second
 	}
-	p := &Pipeline{opts: opts}
+	p := &Pipeline{opts: opts, stopped: make(chan struct{})}
 	notifiers := append([]alert.Notifier(nil), opts.Notifiers...)
 	for _, w := range cfg.Alerts.Webhooks {
 		n, err := alert.NewWebhook(w)
@@ -176,8 +178,10 @@ func (p *Pipeline) Register(mux *http.ServeMux) {
 }
 
 // Run runs rounds, failover, alert delivery and SLO evaluation until ctx
-// is done, and returns when all have stopped.
+// is done, and returns when all have stopped (DNS change alerts with
+// them).
 func (p *Pipeline) Run(ctx context.Context) {
+	defer p.stopOnce.Do(func() { close(p.stopped) })
 	var wg sync.WaitGroup
 	for _, run := range []func(context.Context){
 		p.Rounds.Run,
