@@ -266,3 +266,31 @@ func TestBounceDuringSubmission(t *testing.T) {
 		t.Error("bounced attempt still live")
 	}
 }
+
+// A submission cut short because the prober stops is not a send failure:
+// the attempt stays pending (stored for the next start, watched until its
+// deadline) and nothing is published.
+func TestSendInterruptedByShutdown(t *testing.T) {
+	st := &bounceTestStore{m: map[string]Attempt{}}
+	published := 0
+	e := &Engine{opts: Options{Store: st, Observers: []func(*Attempt){func(*Attempt) { published++ }}},
+		log: slog.New(slog.DiscardHandler), live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
+	a := &Attempt{ID: "id-eee", Token: "eee", Outcome: OutcomePending}
+	if err := st.Create(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	e.live["eee"] = &liveAttempt{a: a, sending: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	e.finishSend(ctx, a, nil, newSendError(ctx, StageData, context.Canceled))
+	got, err := st.Get(context.Background(), "id-eee")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Outcome != OutcomePending || published != 0 {
+		t.Errorf("stored outcome %q, published %d times; want pending and unpublished", got.Outcome, published)
+	}
+	if la := e.live["eee"]; la == nil || la.sending {
+		t.Errorf("interrupted attempt %+v: want it watched like a resumed one", la)
+	}
+}

@@ -277,6 +277,16 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		e.mu.Unlock()
 		return
 	}
+	if err != nil && ctx.Err() != nil && !la.arrived && la.bounce == nil {
+		// The prober is stopping, not the server failing: the server may have
+		// taken the canary, so the attempt stays pending (in the store, for
+		// the next start) and watched like a resumed one: an arrival decides
+		// it, or the sweeper at its deadline.
+		la.sending = false
+		e.mu.Unlock()
+		e.log.Info("submission interrupted; attempt left pending", "id", a.ID)
+		return
+	}
 	if err != nil && !la.arrived && la.bounce == nil {
 		la.sending = false
 		delete(e.live, a.Token)
