@@ -98,7 +98,8 @@ type MessageError struct {
 
 func (e *MessageError) Error() string { return "receiver: " + e.Reason }
 
-// header parses the message header, and the one From domain.
+// parseMessage parses the message header and returns it with the one
+// From domain.
 func parseMessage(msg []byte) (textproto.Header, string, error) {
 	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(msg)))
 	if err != nil {

@@ -20,8 +20,12 @@ func (s *Server) receive(h *host, c *smtp.Conn, from string, rcpts []string, raw
 	hdr, fromDomain, err := parseMessage(raw)
 	if err != nil {
 		var me *MessageError
-		if !errors.As(err, &me) || me.Header {
+		if !errors.As(err, &me) {
 			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message rejected: " + err.Error()}
+		}
+		if me.Header {
+			// The reason without the Go package prefix: this is an SMTP reply.
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "Message rejected: " + me.Reason}
 		}
 		// Gmail: "Messages missing a valid address in From: header, or
 		// having no From: header, are not accepted."

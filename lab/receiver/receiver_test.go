@@ -234,6 +234,9 @@ func TestEnvelopeAndContentErrors(t *testing.T) {
 			if code, enh := smtpCode(err); code != tc.code || enh != tc.enhanced {
 				t.Fatalf("got %d %v (%v), want %d %v", code, enh, err, tc.code, tc.enhanced)
 			}
+			if strings.Contains(err.Error(), "receiver:") {
+				t.Errorf("reply %q carries the Go package prefix", err)
+			}
 		})
 	}
 	if n := w.stores["gmail"].Count("seed", "INBOX"); n != 0 {
