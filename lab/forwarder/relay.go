@@ -22,8 +22,11 @@ func (s *Server) relay(ctx context.Context, from, rcpt string, msg []byte) error
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad member address " + rcpt}
 	}
 	mxs, err := s.cfg.Resolver.LookupMX(ctx, domain)
-	if err != nil || len(mxs) == 0 {
-		return fmt.Errorf("MX of %s: %v", domain, err)
+	if err == nil && len(mxs) == 0 {
+		err = errors.New("no MX records")
+	}
+	if err != nil {
+		return fmt.Errorf("MX of %s: %w", domain, err)
 	}
 	mxs = slices.Clone(mxs)
 	slices.SortStableFunc(mxs, func(a, b *net.MX) int { return int(a.Pref) - int(b.Pref) })
@@ -31,8 +34,11 @@ func (s *Server) relay(ctx context.Context, from, rcpt string, msg []byte) error
 	for _, mx := range mxs {
 		host := strings.TrimSuffix(mx.Host, ".")
 		ips, err := s.cfg.Resolver.LookupIPAddr(ctx, host)
-		if err != nil || len(ips) == 0 {
-			last = fmt.Errorf("address of %s: %v", host, err)
+		if err == nil && len(ips) == 0 {
+			err = errors.New("no addresses")
+		}
+		if err != nil {
+			last = fmt.Errorf("address of %s: %w", host, err)
 			continue
 		}
 		err = s.deliver(ctx, host, ips[0].IP, from, rcpt, msg)
