@@ -148,7 +148,7 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/api/v1/routes/otp/pin", "application/json", `{}`, 400, `\"sender\" is required`},
 		{"POST", "/api/v1/routes/otp/pin", "application/json", `{"sender":"sendgrid"}`, 400, "not on this route"},
 		{"POST", "/api/v1/routes/nope/pin", "application/json", `{"sender":"backup"}`, 404, "unknown route"},
-		{"POST", "/api/v1/routes/otp/pin", "application/json", `{"sender":"` + strings.Repeat("x", 8000) + `"}`, 400, "invalid JSON body"},
+		{"POST", "/api/v1/routes/otp/pin", "application/json", `{"sender":"` + strings.Repeat("x", 8000) + `"}`, 413, "larger than 4096 bytes"},
 		{"POST", "/api/v1/routes/otp/unpin", "", "", 415, "application/json"},
 		{"DELETE", "/api/v1/routes/otp", "", "", 405, ""},
 	}
