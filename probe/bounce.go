@@ -258,7 +258,7 @@ func (e *Engine) bounceToken(d *verify.DSN) string {
 	if tok := strings.TrimSpace(d.OriginalProbeID); e.live[tok] != nil {
 		return tok
 	}
-	for _, c := range subjectTokens(d.OriginalSubject) {
+	for _, c := range bracketedWords(d.OriginalSubject) {
 		if e.live[c] != nil {
 			return c
 		}
@@ -271,26 +271,6 @@ func (e *Engine) bounceToken(d *verify.DSN) string {
 		}
 	}
 	return ""
-}
-
-// subjectTokens are the bracketed words of a Subject, as in canaries.
-func subjectTokens(subject string) []string {
-	var out []string
-	for rest := subject; ; {
-		i := strings.IndexByte(rest, '[')
-		if i < 0 {
-			return out
-		}
-		rest = rest[i+1:]
-		j := strings.IndexByte(rest, ']')
-		if j < 0 {
-			return out
-		}
-		if w := rest[:j]; w != "" && len(w) <= maxTokenLen && !strings.ContainsAny(w, " \t[") {
-			out = append(out, w)
-		}
-		rest = rest[j+1:]
-	}
 }
 
 // onBounce decides an attempt a failure DSN reported. The DSN's status,

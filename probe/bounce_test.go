@@ -145,6 +145,7 @@ func TestEngineOnBounce(t *testing.T) {
 	}{
 		{verify.DSN{OriginalProbeID: "aaa"}, "aaa"},
 		{verify.DSN{OriginalSubject: "Your code [zzz] [bbb]"}, "bbb"},
+		{verify.DSN{OriginalSubject: "Undeliverable: [re [bbb]"}, "bbb"},
 		{verify.DSN{OriginalMessageID: "<M3@example-bank.test>"}, "ccc"},
 		{verify.DSN{OriginalProbeID: "nope", OriginalSubject: "no token"}, ""},
 	} {

@@ -50,22 +50,27 @@ func tokenCandidates(h textproto.Header) []string {
 	if err != nil {
 		subject = h.Get("Subject")
 	}
+	return append(out, bracketedWords(subject)...)
+}
+
+// bracketedWords are the "[WORD]" parts of a Subject (no blanks or
+// brackets inside, at most maxTokenLen long): where canaries put their token.
+func bracketedWords(subject string) []string {
+	var out []string
 	for rest := subject; ; {
 		open := strings.IndexByte(rest, '[')
 		if open < 0 {
-			break
+			return out
 		}
 		rest = rest[open+1:]
 		end := strings.IndexAny(rest, "[] \t")
 		if end < 0 {
-			break
+			return out
 		}
 		if rest[end] != ']' || end == 0 || end > maxTokenLen {
 			continue
 		}
-		word := rest[:end]
-		out = append(out, word)
+		out = append(out, rest[:end])
 		rest = rest[end+1:]
 	}
-	return out
 }
