@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -175,12 +176,23 @@ func intField(m map[string]string, key, header string, errs *[]string) *int {
 }
 
 func parseFloat(v, what, header string, errs *[]string) *float64 {
-	f, err := strconv.ParseFloat(v, 64)
+	f, err := finite(v)
 	if err != nil {
 		*errs = append(*errs, fmt.Sprintf("%s: %s is %q, not a number", header, what, truncate(v, 20)))
 		return nil
 	}
 	return &f
+}
+
+// finite parses a score. NaN and ±Inf are refused: a sender can forge
+// these headers, and encoding/json cannot write such values, so one would
+// make the whole verdict unstorable.
+func finite(v string) (float64, error) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err == nil && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		err = fmt.Errorf("%q is not finite", v)
+	}
+	return f, err
 }
 
 // parseSpamAssassin reads "Yes, score=6.1 required=5.0 tests=A,B
@@ -268,7 +280,7 @@ func parseRspamd(h textproto.Header, errs *[]string) *RspamdSpam {
 		}
 		sym := RspamdSymbol{Name: strings.TrimSpace(name)}
 		score, opts, _ := strings.Cut(rest, ")")
-		if f, err := strconv.ParseFloat(strings.TrimSpace(score), 64); err == nil {
+		if f, err := finite(strings.TrimSpace(score)); err == nil {
 			sym.Score = f
 		} else {
 			*errs = append(*errs, fmt.Sprintf("X-Spamd-Result: symbol %s has score %q", truncate(sym.Name, 40), truncate(score, 20)))

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -114,6 +115,24 @@ func TestRspamd(t *testing.T) {
 	rejected := ParseSpamSignals(header(t, "X-Rspamd-Action: add header\n\n"))
 	if spam, _ := rejected.IsSpam(); !spam {
 		t.Error("action add header is not spam")
+	}
+}
+
+// Forged scores that encoding/json cannot write are reported, not kept.
+func TestSpamNonFiniteScores(t *testing.T) {
+	s := ParseSpamSignals(header(t, "X-Spam-Status: Yes, score=NaN required=+Inf\n"+
+		"X-Spamd-Result: default: False [nan / Inf];\n SYM(-inf)\n\n"))
+	if _, err := json.Marshal(s); err != nil {
+		t.Fatalf("json.Marshal: %v", err)
+	}
+	if s.SpamAssassin == nil || s.SpamAssassin.Score != nil || s.SpamAssassin.Required != nil {
+		t.Errorf("spamassassin = %+v, want no score and no required", s.SpamAssassin)
+	}
+	if s.Rspamd == nil || s.Rspamd.Score != nil || s.Rspamd.Threshold != nil {
+		t.Errorf("rspamd = %+v, want no score and no threshold", s.Rspamd)
+	}
+	if len(s.Errors) != 5 {
+		t.Errorf("errors = %q, want one per non-finite number (5)", s.Errors)
 	}
 }
 
