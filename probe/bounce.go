@@ -91,12 +91,8 @@ func (b *BounceWatcher) Run(ctx context.Context) error {
 		}
 		wait := backoff(failures)
 		b.log.Warn("bounce watcher disconnected", "err", err, "retry_in", wait.Round(time.Millisecond))
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 	}
 }

@@ -42,12 +42,8 @@ func NewScheduler(e *Engine, jitter time.Duration, skipped func(probe string)) (
 func (s *Scheduler) job(probe string) cron.Job {
 	run := cron.FuncJob(func() {
 		ctx := s.ctx
-		if s.jitter > 0 {
-			select {
-			case <-time.After(rand.N(s.jitter)):
-			case <-ctx.Done():
-				return
-			}
+		if s.jitter > 0 && !sleep(ctx, rand.N(s.jitter)) {
+			return
 		}
 		if _, err := s.e.Round(ctx, probe); err != nil && ctx.Err() == nil {
 			s.e.log.Error("probe round failed", "probe", probe, "err", err)

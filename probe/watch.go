@@ -228,14 +228,21 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		lastErr = msg
 		w.log.Log(ctx, level, "imap watcher disconnected", "err", msg, "retry_in", wait.Round(time.Millisecond))
-
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
+	}
+}
+
+// sleep waits d, or less if ctx ends first; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
