@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 	}
 	p.Rules = alert.NewRules(p.Alerts, cfg.Alerts)
 
-	p.SLOs = slo.New(cfg, slo.Options{Store: opts.Store, Active: func(route string) string {
+	p.SLOs = slo.New(cfg, slo.Options{Store: opts.Store, Logger: opts.Logger.With("component", "slo"), Active: func(route string) string {
 		if p.Failover == nil {
 			return ""
 		}

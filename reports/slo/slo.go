@@ -9,6 +9,7 @@ package slo
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -68,7 +69,8 @@ type Status struct {
 	EvaluatedAt          string             `json:"evaluated_at"`
 }
 
-// FastBurn reports whether a page-severity burn alert fires.
+// FastBurn reports whether the fast page fires: 1h and 5m both burning at
+// ≥ 14.4× (the slower 6h/30m page does not fail a route over).
 func (s Status) FastBurn() bool {
 	for _, a := range s.Alerts {
 		if a.Severity == "page" && a.Long == "1h" && a.Firing {
@@ -87,6 +89,8 @@ type Options struct {
 	Active func(route string) string
 	// CacheFor is how long an evaluation is reused (default 5s).
 	CacheFor time.Duration
+	// Logger gets the evaluations Run could not make.
+	Logger *slog.Logger
 }
 
 // Evaluator evaluates the config's SLOs.
@@ -107,6 +111,9 @@ func New(cfg *targets.Config, opts Options) *Evaluator {
 	}
 	if opts.CacheFor == 0 {
 		opts.CacheFor = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Evaluator{slos: cfg.SLOs, routes: map[string]targets.Route{}, opts: opts}
 	for _, r := range cfg.Routes {
@@ -247,7 +254,11 @@ func (e *Evaluator) Run(ctx context.Context, interval time.Duration, report func
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if sts, err := e.Evaluate(ctx); err == nil && report != nil {
+		sts, err := e.Evaluate(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			e.opts.Logger.Error("evaluate SLOs", "err", err)
+		case err == nil && report != nil:
 			report(ctx, sts)
 		}
 		select {

@@ -2,8 +2,13 @@ package slo_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"math"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,4 +128,60 @@ func TestNoAttemptsYet(t *testing.T) {
 			t.Errorf("%+v", s)
 		}
 	}
+}
+
+// failingStore is a store that cannot be read.
+type failingStore struct{}
+
+func (failingStore) Tally(context.Context, store.TallyFilter) (int64, int64, error) {
+	return 0, 0, errors.New("database is locked")
+}
+
+func (failingStore) Transitions(context.Context, string, time.Time, int) ([]store.RouteTransition, error) {
+	return nil, errors.New("database is locked")
+}
+
+// TestRunLogsFailedEvaluations: an evaluation Run cannot make is logged,
+// not dropped without a trace, and reports nothing.
+func TestRunLogsFailedEvaluations(t *testing.T) {
+	_, cfg := setup(t)
+	logs := &lockedBuffer{}
+	e := slo.New(cfg, slo.Options{Store: failingStore{}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	var reported atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Run(ctx, time.Hour, func(context.Context, []slo.Status) { reported.Store(true) })
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "database is locked") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed evaluation was not logged: %q", logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if reported.Load() {
+		t.Error("a failed evaluation was reported")
+	}
+}
+
+// lockedBuffer is a log destination safe for concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
