@@ -184,6 +184,26 @@ func imapLogin(ctx context.Context, c *imapclient.Client, mb targets.Mailbox, cr
 		// is ours to report; it must not echo the secret.
 		return fmt.Errorf("credentials: %w", err)
 	}
+	return scrubIMAPError(authenticate(c, mb, user, secret), secret)
+}
+
+// scrubIMAPError takes secret out of a server's refusal that echoed it (the
+// error reaches logs and the watcher's state), keeping its *imap.Error type:
+// Temporary looks at it.
+func scrubIMAPError(err error, secret string) error {
+	if err == nil || scrub(err.Error(), secret) == err.Error() {
+		return err
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		clean := *ie
+		clean.Text = scrub(ie.Text, secret)
+		return &clean
+	}
+	return errors.New(scrub(err.Error(), secret))
+}
+
+func authenticate(c *imapclient.Client, mb targets.Mailbox, user, secret string) error {
 	caps := c.Caps()
 	switch strings.ToLower(mb.Auth.Mechanism) {
 	case targets.AuthXOAUTH2:
