@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Checks and unit-tests the Prometheus rules in configs/prometheus with
+# Checks the Prometheus config (syntax only: its rule path is the
+# container's) and checks and unit-tests the rules in configs/prometheus with
 # promtool, installing Debian's prometheus package (which ships promtool)
 # when it is missing and we are root. Idempotent.
 #
@@ -25,6 +26,7 @@ install_promtool() {
 		printf '#!/bin/sh\nexit 101\n' >"$policy"
 		chmod 755 "$policy"
 		made_policy=1
+		trap "rm -f '$policy'" EXIT # also when interrupted ($policy is local: expand it now)
 	fi
 	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null; then
 		apt-get update -q >/dev/null || true
@@ -39,6 +41,7 @@ install_promtool() {
 
 check_rules() {
 	local rules=(configs/prometheus/*.rules.yml) tests=(configs/prometheus/tests/*.test.yml)
+	promtool check config --syntax-only configs/prometheus/prometheus.yml
 	promtool check rules "${rules[@]}"
 	promtool test rules "${tests[@]}"
 }
