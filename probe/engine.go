@@ -202,12 +202,31 @@ func (e *Engine) Done() <-chan struct{} { return e.done }
 
 // Round runs one round of probe p: an attempt per sender × mailbox, each
 // stored pending before its canary is sent. It returns once every canary was
-// submitted (or failed); outcomes follow as the watchers see mail.
+// submitted (or failed); outcomes follow as the watchers see mail. When an
+// attempt cannot be created or stored, the round stops there: the attempts
+// already stored are still sent (and decided), and the error is returned
+// with them.
 func (e *Engine) Round(ctx context.Context, probeName string) ([]*Attempt, error) {
 	p, ok := findProbe(e.cfg, probeName)
 	if !ok {
 		return nil, fmt.Errorf("unknown probe %q", probeName)
 	}
+	attempts, err := e.createAttempts(ctx, p)
+	var wg sync.WaitGroup
+	for _, a := range attempts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.send(ctx, p, a)
+		}()
+	}
+	wg.Wait()
+	return attempts, err
+}
+
+// createAttempts stores a pending attempt per sender × mailbox of p and
+// makes it live (sending); it stops at the first failure.
+func (e *Engine) createAttempts(ctx context.Context, p targets.Probe) ([]*Attempt, error) {
 	var attempts []*Attempt
 	for _, sname := range p.Senders {
 		s, _ := e.cfg.Sender(sname)
@@ -227,15 +246,6 @@ func (e *Engine) Round(ctx context.Context, probeName string) ([]*Attempt, error
 			attempts = append(attempts, a)
 		}
 	}
-	var wg sync.WaitGroup
-	for _, a := range attempts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			e.send(ctx, p, a)
-		}()
-	}
-	wg.Wait()
 	return attempts, nil
 }
 

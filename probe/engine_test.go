@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -199,4 +200,49 @@ func TestMain(m *testing.M) {
 		os.Exit(benchLabChild())
 	}
 	os.Exit(m.Run())
+}
+
+// failingCreates fails every Create after the first n.
+type failingCreates struct {
+	probe.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (s *failingCreates) Create(ctx context.Context, a *probe.Attempt) error {
+	s.mu.Lock()
+	s.n--
+	left := s.n
+	s.mu.Unlock()
+	if left < 0 {
+		return errors.New("disk full")
+	}
+	return s.Store.Create(ctx, a)
+}
+
+// A round whose store fails part-way still sends and decides the attempts
+// it already stored, instead of leaving them live and unsent for ever.
+func TestEngineRoundStoreFailure(t *testing.T) {
+	_, cfg := labConfig(t, lab.Options{}, lab.ConfigOptions{})
+	st := &failingCreates{Store: openStore(t, filepath.Join(t.TempDir(), "otpprobe.db")), n: 2}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var c collector
+	e := startEngine(t, ctx, cfg, st, &c)
+	as, err := e.Round(ctx, "otp")
+	if err == nil || len(as) != 2 {
+		t.Fatalf("Round = %d attempts, %v; want the 2 stored ones and the store's error", len(as), err)
+	}
+	ids := []string{as[0].ID, as[1].ID}
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	if err := e.Wait(wctx, ids...); err != nil {
+		t.Fatalf("stored attempts of the failed round not decided: %v", err)
+	}
+	for _, id := range ids {
+		got, err := st.Get(ctx, id)
+		if err != nil || got.Outcome != probe.OutcomeInbox {
+			t.Errorf("stored %s: %v %+v", id, err, got)
+		}
+	}
 }
