@@ -73,6 +73,9 @@ type route struct {
 	badIDs  []string          // unhealthy attempt IDs of the current bad streak
 	// activeBad counts consecutive unhealthy rounds of the active backup.
 	activeBad int
+	// ignored is the last stored pin ignored for naming a sender not on
+	// the route, so that it is logged once rather than every poll.
+	ignored store.RoutePin
 }
 
 type health struct {
@@ -436,7 +439,10 @@ func (f *Failover) Run(ctx context.Context) {
 			case pinned && slices.Contains(rt.cfg.Senders(), p.Sender):
 				rt.pin = &p
 			case pinned:
-				f.log.Warn("ignoring pin to a sender not on the route", "route", name, "sender", p.Sender)
+				if p.Sender != rt.ignored.Sender || !p.At.Equal(rt.ignored.At) {
+					f.log.Warn("ignoring pin to a sender not on the route", "route", name, "sender", p.Sender)
+					rt.ignored = p
+				}
 				rt.pin = nil
 			default:
 				rt.pin = nil

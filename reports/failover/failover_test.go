@@ -342,6 +342,41 @@ func TestPinFromAnotherProcess(t *testing.T) {
 	}
 }
 
+// TestStoredPinToUnknownSenderWarnsOnce: a pin another process stored
+// for a sender not on the route is ignored and logged once, not at every
+// poll.
+func TestStoredPinToUnknownSenderWarnsOnce(t *testing.T) {
+	fx := newFixture(t)
+	logs := &lockedBuffer{}
+	f, err := failover.New(context.Background(), fx.cfg, failover.Options{Store: fx.st, Poll: 10 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := fx.st.SetPin(ctx, store.RoutePin{Route: "otp", Sender: "nope", At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "ignoring pin to a sender not on the route"
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), warning) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pin to an unknown sender was not logged")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // many more polls
+	if n := strings.Count(logs.String(), warning); n != 1 {
+		t.Errorf("the ignored pin was logged %d times, want once", n)
+	}
+	if d, _ := f.Decision("otp"); d.Pinned || d.ActiveSender != "m365" {
+		t.Errorf("decision %+v, want the primary, unpinned", d)
+	}
+}
+
 // TestExecHook: every transition runs the route's command with the
 // decision as JSON on stdin, in order; a hung command is killed at its
 // timeout and does not hold up the next.
