@@ -59,6 +59,39 @@ type liveAttempt struct {
 	arrived bool    // the canary was seen (recorded in a, and stored)
 	role    string  // where it was seen: RoleInbox or RoleSpam
 	bounce  *Bounce // a DSN that overtook the submission; finishSend decides
+
+	// While sending, the submission and an arrival both store pending
+	// copies with the engine's lock let go: these keep the newest one last
+	// and none after the final one.
+	snapshots uint64     // copies taken, under Engine.mu
+	storeMu   sync.Mutex // held while one is written
+	stored    uint64     // the newest written; ^0 once decided
+}
+
+// snapshot copies the attempt for a pending write; the caller holds e.mu.
+func (la *liveAttempt) snapshot() (Attempt, uint64) {
+	la.snapshots++
+	return *la.a, la.snapshots
+}
+
+// storePending writes snapshot n unless a newer one, or the final
+// outcome, was written already.
+func (e *Engine) storePending(ctx context.Context, la *liveAttempt, snap Attempt, n uint64) error {
+	la.storeMu.Lock()
+	defer la.storeMu.Unlock()
+	if n <= la.stored {
+		return nil
+	}
+	la.stored = n
+	return e.opts.Store.Update(ctx, &snap)
+}
+
+// endPending waits for a pending write in flight and refuses later ones:
+// the final outcome is about to be stored.
+func (la *liveAttempt) endPending() {
+	la.storeMu.Lock()
+	la.stored = ^uint64(0)
+	la.storeMu.Unlock()
 }
 
 // New builds an engine for cfg. It does not start anything.
@@ -321,9 +354,9 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		// Store the submission while still "sending", so that an arrival in
 		// the meantime is left for this function to decide and the pending
 		// row can never overwrite a final one.
-		snapshot := *a
+		snap, n := la.snapshot()
 		e.mu.Unlock()
-		if err := e.opts.Store.Update(ctx, &snapshot); err != nil {
+		if err := e.storePending(ctx, la, snap, n); err != nil {
 			e.log.Error("store submitted attempt", "id", a.ID, "err", err)
 		}
 		e.mu.Lock()
@@ -332,6 +365,7 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 	if la.arrived {
 		delete(e.live, a.Token)
 		e.mu.Unlock()
+		la.endPending() // the arrival's own pending write may still be going
 		e.decideArrival(ctx, a, la.role)
 		return
 	}
@@ -374,9 +408,9 @@ func (e *Engine) onArrival(role string, ar Arrival) {
 	a.Header = string(ar.Header)
 	a.Body = string(ar.Body)
 	if la.sending { // the final 250 is still on its way; finishSend decides
-		snapshot := *a
+		snap, n := la.snapshot()
 		e.mu.Unlock()
-		if err := e.opts.Store.Update(ctx, &snapshot); err != nil {
+		if err := e.storePending(ctx, la, snap, n); err != nil {
 			e.log.Error("store arrival", "id", a.ID, "err", err)
 		}
 		return
