@@ -65,13 +65,28 @@ func (c *Config) Redacted() *Config {
 	r.Mailboxes = append([]Mailbox(nil), c.Mailboxes...)
 	r.Probes = append([]Probe(nil), c.Probes...)
 	for i := range r.Senders {
-		r.Senders[i].Auth.Password = Secret(r.Senders[i].Auth.Password.String())
+		r.Senders[i].Auth.redact()
 	}
 	for i := range r.Mailboxes {
-		r.Mailboxes[i].Auth.Password = Secret(r.Mailboxes[i].Auth.Password.String())
+		r.Mailboxes[i].Auth.redact()
 	}
 	r.Store.DSN = Secret(r.Store.DSN.String())
 	return &r
+}
+
+// redact replaces the password, and a token_command's arguments (they may
+// carry a client secret), by "[redacted]".
+func (a *Auth) redact() {
+	a.Password = Secret(a.Password.String())
+	if prog := commandProgram(a.TokenCommand); prog != strings.TrimSpace(a.TokenCommand) {
+		a.TokenCommand = prog + " [redacted]"
+	}
+}
+
+// commandProgram is the first word of a shell command.
+func commandProgram(cmd string) string {
+	prog, _, _ := strings.Cut(strings.TrimSpace(cmd), " ")
+	return prog
 }
 
 // Describe writes the human summary `otpprobe validate` prints. It shows
@@ -188,8 +203,7 @@ func (a Auth) describe() string {
 		if a.TokenFile != "" {
 			return fmt.Sprintf("xoauth2 %s, token file %s", a.Username, a.TokenFile)
 		}
-		prog, _, _ := strings.Cut(strings.TrimSpace(a.TokenCommand), " ")
-		return fmt.Sprintf("xoauth2 %s, token command %s …", a.Username, prog)
+		return fmt.Sprintf("xoauth2 %s, token command %s …", a.Username, commandProgram(a.TokenCommand))
 	}
 	from := "from " + a.passwordIn
 	switch a.passwordIn {

@@ -127,6 +127,9 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	if rs.Auth.Password.Reveal() != "[redacted]" || r.Store.DSN.Reveal() != "[redacted]" {
 		t.Error("Redacted copy still reveals secrets")
 	}
+	if m365, _ := r.Sender("m365"); m365.Auth.TokenCommand != "sh [redacted]" {
+		t.Errorf("Redacted token_command %q, want its program only", m365.Auth.TokenCommand)
+	}
 	if relay.Auth.Password.Reveal() != envPassword {
 		t.Error("Redacted changed the original")
 	}
