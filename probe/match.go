@@ -9,9 +9,6 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// headerProbeID carries the attempt token in every canary.
-const headerProbeID = "X-Otpprobe-Id"
-
 // maxTokenLen bounds a Subject candidate so a hostile Subject costs little.
 const maxTokenLen = 128
 
@@ -37,7 +34,7 @@ func matchToken(raw []byte, match func(token string) bool) string {
 // TOKEN as opaque.
 func tokenCandidates(h textproto.Header) []string {
 	var out []string
-	for _, v := range h.Values(headerProbeID) {
+	for _, v := range h.Values(HeaderID) {
 		if v = strings.TrimSpace(v); v != "" && len(v) <= maxTokenLen {
 			out = append(out, v)
 		}
