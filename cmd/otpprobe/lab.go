@@ -138,8 +138,8 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
 		return exitUsage
 	}
-	if *format != "table" && *format != "json" {
-		fmt.Fprintf(stderr, "otpprobe lab: --format must be table or json, got %q\n", *format)
+	if err := checkOnceFlags(*format, *deadline); err != nil {
+		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
 		return exitUsage
 	}
 	workDir := *dir

@@ -205,6 +205,16 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// A negative --deadline is refused by name, before the config is read.
+func TestNegativeDeadline(t *testing.T) {
+	for _, args := range [][]string{{"once", "--config", "x", "--deadline", "-5s"}, {"lab", "--once", "--deadline", "-5s"}} {
+		code, _, errOut := run(t, context.Background(), args...)
+		if code != exitUsage || !strings.Contains(errOut, "--deadline must not be negative") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and one line naming --deadline", args, code, errOut)
+		}
+	}
+}
+
 // The daemon serves /metrics and /healthz and stops cleanly, leaving every
 // attempt it created in the store.
 func TestRunServesMetrics(t *testing.T) {

@@ -24,8 +24,8 @@ func cmdOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	if *format != "table" && *format != "json" {
-		fmt.Fprintf(stderr, "otpprobe once: --format must be table or json, got %q\n", *format)
+	if err := checkOnceFlags(*format, *deadline); err != nil {
+		fmt.Fprintf(stderr, "otpprobe once: %v\n", err)
 		return exitUsage
 	}
 	cfg, code := loadConfig(*path, "once", stderr)
@@ -33,6 +33,17 @@ func cmdOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	return runOnce(ctx, cfg, onceOptions{format: *format, deadline: *deadline, logger: stderrLogger(stderr, *verbose)}, stdout, stderr)
+}
+
+// checkOnceFlags checks the flags once and lab --once share.
+func checkOnceFlags(format string, deadline time.Duration) error {
+	if format != "table" && format != "json" {
+		return fmt.Errorf("--format must be table or json, got %q", format)
+	}
+	if deadline < 0 {
+		return fmt.Errorf("--deadline must not be negative, got %s", deadline)
+	}
+	return nil
 }
 
 type onceOptions struct {
