@@ -48,15 +48,11 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Var(&resolvers, "resolver", "DNS server ip[:port] (repeatable; default: the config's, else /etc/resolv.conf)")
 	format := fs.String("format", "table", "output: table or json")
 	pin := fs.Bool("pin", false, "store this check as the baseline later checks are compared with (needs --config)")
-	if code, ok := parseFlags(fs, args[1:]); !ok {
+	if code, ok := parseFlagsOnly(fs, args[1:], stderr); !ok {
 		return code
 	}
 	if *format != "table" && *format != "json" {
 		fmt.Fprintf(stderr, "otpprobe check dns: --format must be table or json, got %q\n", *format)
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "otpprobe check dns: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
 	cfg := &targets.Config{}

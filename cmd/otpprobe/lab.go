@@ -89,7 +89,7 @@ func cmdLabServe(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	endpointsFile := fs.String("endpoints-file", "", "write the endpoints JSON here (atomically) instead of stdout")
 	dir := fs.String("dir", "", "directory for the lab CA file (default: a temporary directory)")
 	verbose := fs.Bool("v", false, "log the world's activity to stderr")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
 	}
 	names, err := scenarioList(*scenario)
@@ -130,7 +130,7 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	deadline := fs.Duration("deadline", 0, "with --once: override every probe's deadline")
 	dir := fs.String("dir", "", "directory for the generated config, CA and database (default: temporary)")
 	verbose := fs.Bool("v", false, "with --once: log progress to stderr")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
 	}
 	names, err := scenarioList(*scenario)

@@ -91,3 +91,17 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 	}
 	return 0, true
 }
+
+// parseFlagsOnly is parseFlags for a command that takes no arguments: a
+// leftover word (a forgotten --config, a misspelt flag value) is an error,
+// not silently ignored.
+func parseFlagsOnly(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+	if code, ok := parseFlags(fs, args); !ok {
+		return code, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage, false
+	}
+	return 0, true
+}

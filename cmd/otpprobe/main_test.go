@@ -198,7 +198,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"nope"}, {"once"}, {"once", "--config", "x", "--format", "xml"}, {"lab", "--scenario", "nope", "--once"}} {
+	for _, args := range [][]string{{}, {"nope"}, {"once"}, {"once", "--config", "x", "--format", "xml"}, {"validate", "config.yaml"}, {"run", "--config", "x", "extra"}, {"lab", "serve", "extra"}, {"lab", "--scenario", "nope", "--once"}} {
 		if code, _, _ := run(t, context.Background(), args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}

@@ -21,7 +21,7 @@ func cmdOnce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", "table", "output: table or json")
 	deadline := fs.Duration("deadline", 0, "override every probe's deadline (e.g. 20s)")
 	verbose := fs.Bool("v", false, "log progress to stderr")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
 	}
 	if err := checkOnceFlags(*format, *deadline); err != nil {

@@ -15,7 +15,7 @@ import (
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr)
 	path := fs.String("config", "", "config file (required)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
 	}
 	cfg, code := loadConfig(*path, "run", stderr)

@@ -11,7 +11,7 @@ import (
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr)
 	path := fs.String("config", "", "config file (required)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
 	}
 	cfg, code := loadConfig(*path, "validate", stderr)
