@@ -274,24 +274,28 @@ func (e *Engine) bounceToken(d *verify.DSN) string {
 // reply moves to Detail): the bounce is what the user needs to see.
 func (e *Engine) onBounce(bn Bounce) {
 	e.mu.Lock()
-	la := e.live[bn.Token]
-	if la == nil || la.arrived { // decided, or the canary was delivered after all
-		e.mu.Unlock()
-		return
-	}
-	// A DSN can overtake the submission's final reply (a relay that bounces
-	// before it answers QUIT) or its storing: finishSend then decides it, so
-	// that its pending row cannot land after the final one.
-	if la.sending {
-		if la.bounce == nil {
-			la.bounce = &bn
+	for {
+		la := e.live[bn.Token]
+		if la == nil || la.arrived { // decided, or the canary was delivered after all
+			e.mu.Unlock()
+			return
 		}
+		if !la.sending {
+			delete(e.live, bn.Token)
+			e.mu.Unlock()
+			e.decideBounce(la.a, bn)
+			return
+		}
+		// The DSN overtook the submission's end (a relay that bounces before
+		// it answers QUIT, or while the submission is being stored). Wait for
+		// it (a send is bounded by sendTimeout): deciding now would let the
+		// pending row land after the bounced one, and returning undecided
+		// would let the watcher remove the DSN before the bounce is stored.
+		sent := la.sent
 		e.mu.Unlock()
-		return
+		<-sent
+		e.mu.Lock()
 	}
-	delete(e.live, bn.Token)
-	e.mu.Unlock()
-	e.decideBounce(la.a, bn)
 }
 
 // decideBounce decides a, taken out of the live set, as bounced by bn.

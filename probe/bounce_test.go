@@ -240,7 +240,7 @@ func TestBounceDuringSubmission(t *testing.T) {
 		published = append(published, a.Outcome)
 	}}}, log: slog.New(slog.DiscardHandler), live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
 	a := &Attempt{ID: "id-ddd", Token: "ddd", Outcome: OutcomePending}
-	e.live["ddd"] = &liveAttempt{a: a, sending: true}
+	e.live["ddd"] = &liveAttempt{a: a, sending: true, sent: make(chan struct{})}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -248,9 +248,22 @@ func TestBounceDuringSubmission(t *testing.T) {
 	}()
 	<-st.entered
 	d := &verify.DSN{Recipients: []verify.DSNRecipient{{Action: "failed", Status: "5.1.1", DiagnosticCode: "smtp; 550 5.1.1 no such user"}}}
-	e.onBounce(Bounce{Token: "ddd", DSN: d})
+	bounced := make(chan struct{})
+	go func() { // returns only once the bounce is stored: the watcher then removes the DSN
+		defer close(bounced)
+		e.onBounce(Bounce{Token: "ddd", DSN: d})
+	}()
+	time.Sleep(20 * time.Millisecond) // let an early decision land before the pending row
+	select {
+	case <-bounced:
+		if got, _ := st.Get(context.Background(), "id-ddd"); got.Outcome != OutcomeBounced {
+			t.Errorf("onBounce returned before the bounce was stored (%s)", got.Outcome)
+		}
+	default:
+	}
 	close(st.release)
 	<-done
+	<-bounced
 	got, err := st.Get(context.Background(), "id-ddd")
 	if err != nil {
 		t.Fatal(err)

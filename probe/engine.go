@@ -55,10 +55,10 @@ type Engine struct {
 // final reply, so the outcome is decided once both are known.
 type liveAttempt struct {
 	a       *Attempt
-	sending bool    // a submission is in progress in this process
-	arrived bool    // the canary was seen (recorded in a, and stored)
-	role    string  // where it was seen: RoleInbox or RoleSpam
-	bounce  *Bounce // a DSN that overtook the submission; finishSend decides
+	sending bool          // a submission is in progress in this process
+	arrived bool          // the canary was seen (recorded in a, and stored)
+	role    string        // where it was seen: RoleInbox or RoleSpam
+	sent    chan struct{} // closed when the submission ends (see endSend)
 
 	// While sending, the submission and an arrival both store pending
 	// copies with the engine's lock let go: these keep the newest one last
@@ -66,6 +66,16 @@ type liveAttempt struct {
 	snapshots uint64     // copies taken, under Engine.mu
 	storeMu   sync.Mutex // held while one is written
 	stored    uint64     // the newest written; ^0 once decided
+}
+
+// endSend marks the submission over and wakes a DSN waiting for it; the
+// caller holds e.mu.
+func (la *liveAttempt) endSend() {
+	la.sending = false
+	if la.sent != nil {
+		close(la.sent)
+		la.sent = nil
+	}
 }
 
 // snapshot copies the attempt for a pending write; the caller holds e.mu.
@@ -273,7 +283,7 @@ func (e *Engine) createAttempts(ctx context.Context, p targets.Probe) ([]*Attemp
 				return attempts, fmt.Errorf("store attempt: %w", err)
 			}
 			e.mu.Lock()
-			e.live[a.Token] = &liveAttempt{a: a, sending: true}
+			e.live[a.Token] = &liveAttempt{a: a, sending: true, sent: make(chan struct{})}
 			e.waiters[a.ID] = make(chan struct{})
 			e.mu.Unlock()
 			attempts = append(attempts, a)
@@ -320,18 +330,18 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		e.mu.Unlock()
 		return
 	}
-	if err != nil && ctx.Err() != nil && !la.arrived && la.bounce == nil {
+	if err != nil && ctx.Err() != nil && !la.arrived {
 		// The prober is stopping, not the server failing: the server may have
 		// taken the canary, so the attempt stays pending (in the store, for
 		// the next start) and watched like a resumed one: an arrival decides
 		// it, or the sweeper at its deadline.
-		la.sending = false
+		la.endSend()
 		e.mu.Unlock()
 		e.log.Info("submission interrupted; attempt left pending", "id", a.ID)
 		return
 	}
-	if err != nil && !la.arrived && la.bounce == nil {
-		la.sending = false
+	if err != nil && !la.arrived {
+		la.endSend()
 		delete(e.live, a.Token)
 		a.Outcome = OutcomeSendFailed
 		var se *SendError
@@ -361,18 +371,12 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		}
 		e.mu.Lock()
 	}
-	la.sending = false
+	la.endSend()
 	if la.arrived {
 		delete(e.live, a.Token)
 		e.mu.Unlock()
 		la.endPending() // the arrival's own pending write may still be going
 		e.decideArrival(ctx, a, la.role)
-		return
-	}
-	if la.bounce != nil {
-		delete(e.live, a.Token)
-		e.mu.Unlock()
-		e.decideBounce(a, *la.bounce)
 		return
 	}
 	e.mu.Unlock()
