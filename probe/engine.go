@@ -366,7 +366,9 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 		// row can never overwrite a final one.
 		snap, n := la.snapshot()
 		e.mu.Unlock()
-		if err := e.storePending(ctx, la, snap, n); err != nil {
+		// A submission the server accepted is stored even if the prober is
+		// stopping: a restart must not take it for an interrupted one.
+		if err := e.storePending(context.WithoutCancel(ctx), la, snap, n); err != nil {
 			e.log.Error("store submitted attempt", "id", a.ID, "err", err)
 		}
 		e.mu.Lock()
