@@ -382,21 +382,7 @@ func TestStoredPinToUnknownSenderWarnsOnce(t *testing.T) {
 // timeout and does not hold up the next.
 func TestExecHook(t *testing.T) {
 	dir := t.TempDir()
-	cfgText := strings.Replace(config, "min_hold: 1m}",
-		`min_hold: 1m, exec: {command: [sh, -c, "cat >> hook.jsonl; [ -e hang ] && sleep 30; true"], timeout: 300ms}}`, 1)
-	cfg, err := targets.Parse([]byte(cfgText), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "otpprobe.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	f, err := failover.New(context.Background(), cfg, failover.Options{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newHookFailover(t, dir, `exec: {command: [sh, -c, "cat >> hook.jsonl; [ -e hang ] && sleep 30; true"], timeout: 300ms}`, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(ctx) }()
@@ -430,22 +416,8 @@ func TestExecHook(t *testing.T) {
 // at shutdown has been stopped, so none outlives the daemon's wait.
 func TestRunWaitsForExecHooks(t *testing.T) {
 	dir := t.TempDir()
-	cfgText := strings.Replace(config, "min_hold: 1m}",
-		`min_hold: 1m, exec: {command: [sh, -c, "cat >> hook.jsonl; sleep 30"], timeout: 1m}}`, 1)
-	cfg, err := targets.Parse([]byte(cfgText), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "otpprobe.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	var logs lockedBuffer
-	f, err := failover.New(context.Background(), cfg, failover.Options{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newHookFailover(t, dir, `exec: {command: [sh, -c, "cat >> hook.jsonl; sleep 30"], timeout: 1m}`, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(ctx) }()
@@ -458,6 +430,26 @@ func TestRunWaitsForExecHooks(t *testing.T) {
 	if !strings.Contains(logs.String(), "exec hook ran") {
 		t.Errorf("Run returned while the hook was still running; log:\n%s", logs.String())
 	}
+}
+
+// newHookFailover builds a failover whose route "otp" runs the exec hook
+// given as flow YAML, with dir as the config directory and its own store.
+func newHookFailover(t *testing.T, dir, exec string, logger *slog.Logger) *failover.Failover {
+	t.Helper()
+	cfg, err := targets.Parse([]byte(strings.Replace(config, "min_hold: 1m}", "min_hold: 1m, "+exec+"}", 1)), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "otpprobe.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f, err := failover.New(context.Background(), cfg, failover.Options{Store: st, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 // lockedBuffer is a log destination safe for concurrent writes.
