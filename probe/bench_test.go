@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/lab"
-	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/targets"
 )
 
@@ -69,7 +69,7 @@ func benchEndToEnd(b *testing.B, w *lab.World, cfg *targets.Config, concurrency 
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, concurrency)
 	var mu sync.Mutex
-	var attempts []*probe.Attempt
+	var attempts []*attempt.Attempt
 	for range b.N {
 		sem <- struct{}{}
 		wg.Add(1)
@@ -101,9 +101,9 @@ func benchEndToEnd(b *testing.B, w *lab.World, cfg *targets.Config, concurrency 
 	}
 	var lags []time.Duration
 	for _, a := range attempts {
-		if at, ok := appended[a.Token]; ok && a.Outcome == probe.OutcomeInbox {
+		if at, ok := appended[a.Token]; ok && a.Outcome == attempt.OutcomeInbox {
 			lags = append(lags, a.SeenAt.Sub(at))
-		} else if a.Outcome != probe.OutcomeInbox {
+		} else if a.Outcome != attempt.OutcomeInbox {
 			b.Errorf("%s→%s: %s", a.Sender, a.Mailbox, a.Outcome)
 		}
 	}

@@ -14,12 +14,10 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/targets"
 	"github.com/otpprobe/otpprobe/verify"
 )
-
-// StageBounce is SMTPResult.Stage of an attempt a DSN reported as failed.
-const StageBounce = "bounce"
 
 const (
 	defaultBouncePoll = 5 * time.Second
@@ -299,14 +297,14 @@ func (e *Engine) onBounce(bn Bounce) {
 }
 
 // decideBounce decides a, taken out of the live set, as bounced by bn.
-func (e *Engine) decideBounce(a *Attempt, bn Bounce) {
+func (e *Engine) decideBounce(a *attempt.Attempt, bn Bounce) {
 	r := failedRecipient(bn.DSN)
 	detail := bounceDetail{DSN: bn.DSN, SeenAt: bn.SeenAt, SubmissionReply: a.SMTP.Reply}
 	if b, err := json.Marshal(map[string]any{"bounce": detail}); err == nil {
 		a.Detail = string(b)
 	}
-	a.Outcome = OutcomeBounced
-	a.SMTP = SMTPResult{Stage: StageBounce, Code: diagnosticCode(r.DiagnosticCode), Enhanced: r.Status, Reply: bounceReply(r)}
+	a.Outcome = attempt.OutcomeBounced
+	a.SMTP = attempt.SMTPResult{Stage: attempt.StageBounce, Code: diagnosticCode(r.DiagnosticCode), Enhanced: r.Status, Reply: bounceReply(r)}
 	e.finalize(context.Background(), a)
 }
 

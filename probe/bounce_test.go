@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/verify"
 )
 
@@ -103,36 +104,40 @@ func TestBounceWatcher(t *testing.T) {
 // bounceTestStore keeps the last stored copy of each attempt.
 type bounceTestStore struct {
 	mu sync.Mutex
-	m  map[string]Attempt
+	m  map[string]attempt.Attempt
 }
 
-func (s *bounceTestStore) Create(_ context.Context, a *Attempt) error { return s.Update(nil, a) }
-func (s *bounceTestStore) Update(_ context.Context, a *Attempt) error {
+func (s *bounceTestStore) Create(_ context.Context, a *attempt.Attempt) error {
+	return s.Update(nil, a)
+}
+func (s *bounceTestStore) Update(_ context.Context, a *attempt.Attempt) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.m[a.ID] = *a
 	return nil
 }
-func (s *bounceTestStore) Get(_ context.Context, id string) (*Attempt, error) {
+func (s *bounceTestStore) Get(_ context.Context, id string) (*attempt.Attempt, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.m[id]
 	if !ok {
-		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("%s: %w", id, attempt.ErrNotFound)
 	}
 	return &a, nil
 }
-func (s *bounceTestStore) Pending(context.Context) ([]*Attempt, error)      { return nil, nil }
-func (s *bounceTestStore) List(context.Context, Filter) ([]*Attempt, error) { return nil, nil }
+func (s *bounceTestStore) Pending(context.Context) ([]*attempt.Attempt, error) { return nil, nil }
+func (s *bounceTestStore) List(context.Context, attempt.Filter) ([]*attempt.Attempt, error) {
+	return nil, nil
+}
 
 // A bounce decides its attempt (found by X-Otpprobe-Id, Subject token or
 // Message-ID) with the DSN's status in SMTP; the submission reply is kept
 // in Detail; a DSN for a decided attempt changes nothing.
 func TestEngineOnBounce(t *testing.T) {
-	st := &bounceTestStore{m: map[string]Attempt{}}
+	st := &bounceTestStore{m: map[string]attempt.Attempt{}}
 	e := &Engine{opts: Options{Store: st}, log: slog.New(slog.DiscardHandler), live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
-	add := func(tok, msgID string) *Attempt {
-		a := &Attempt{ID: "id-" + tok, Token: tok, MessageID: msgID, SMTP: SMTPResult{Code: 250, Reply: "250 queued as X"}}
+	add := func(tok, msgID string) *attempt.Attempt {
+		a := &attempt.Attempt{ID: "id-" + tok, Token: tok, MessageID: msgID, SMTP: attempt.SMTPResult{Code: 250, Reply: "250 queued as X"}}
 		e.live[tok] = &liveAttempt{a: a}
 		return a
 	}
@@ -162,7 +167,7 @@ func TestEngineOnBounce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Outcome != OutcomeBounced || a.SMTP.Stage != StageBounce || a.SMTP.Code != 550 || a.SMTP.Enhanced != "5.7.26" ||
+	if a.Outcome != attempt.OutcomeBounced || a.SMTP.Stage != attempt.StageBounce || a.SMTP.Code != 550 || a.SMTP.Enhanced != "5.7.26" ||
 		!strings.Contains(a.SMTP.Reply, "remote MTA gmail-smtp-in.l.google.test") {
 		t.Fatalf("attempt %+v", a)
 	}
@@ -220,8 +225,8 @@ type gatedStore struct {
 	once             sync.Once
 }
 
-func (s *gatedStore) Update(ctx context.Context, a *Attempt) error {
-	if a.Outcome == OutcomePending {
+func (s *gatedStore) Update(ctx context.Context, a *attempt.Attempt) error {
+	if a.Outcome == attempt.OutcomePending {
 		s.once.Do(func() { close(s.entered); <-s.release })
 	}
 	return s.bounceTestStore.Update(ctx, a)
@@ -231,15 +236,15 @@ func (s *gatedStore) Update(ctx context.Context, a *Attempt) error {
 // overwritten by the pending row: the attempt ends bounced, stored and
 // published once.
 func TestBounceDuringSubmission(t *testing.T) {
-	st := &gatedStore{bounceTestStore: bounceTestStore{m: map[string]Attempt{}}, entered: make(chan struct{}), release: make(chan struct{})}
+	st := &gatedStore{bounceTestStore: bounceTestStore{m: map[string]attempt.Attempt{}}, entered: make(chan struct{}), release: make(chan struct{})}
 	var mu sync.Mutex
-	var published []Outcome
-	e := &Engine{opts: Options{Store: st, Observers: []func(*Attempt){func(a *Attempt) {
+	var published []attempt.Outcome
+	e := &Engine{opts: Options{Store: st, Observers: []func(*attempt.Attempt){func(a *attempt.Attempt) {
 		mu.Lock()
 		defer mu.Unlock()
 		published = append(published, a.Outcome)
 	}}}, log: slog.New(slog.DiscardHandler), live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
-	a := &Attempt{ID: "id-ddd", Token: "ddd", Outcome: OutcomePending}
+	a := &attempt.Attempt{ID: "id-ddd", Token: "ddd", Outcome: attempt.OutcomePending}
 	e.live["ddd"] = &liveAttempt{a: a, sending: true, sent: make(chan struct{})}
 	done := make(chan struct{})
 	go func() {
@@ -256,7 +261,7 @@ func TestBounceDuringSubmission(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // let an early decision land before the pending row
 	select {
 	case <-bounced:
-		if got, _ := st.Get(context.Background(), "id-ddd"); got.Outcome != OutcomeBounced {
+		if got, _ := st.Get(context.Background(), "id-ddd"); got.Outcome != attempt.OutcomeBounced {
 			t.Errorf("onBounce returned before the bounce was stored (%s)", got.Outcome)
 		}
 	default:
@@ -268,12 +273,12 @@ func TestBounceDuringSubmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Outcome != OutcomeBounced || got.SMTP.Enhanced != "5.1.1" || !strings.Contains(got.Detail, "250 queued as Y") {
+	if got.Outcome != attempt.OutcomeBounced || got.SMTP.Enhanced != "5.1.1" || !strings.Contains(got.Detail, "250 queued as Y") {
 		t.Errorf("stored attempt: outcome %q, smtp %+v, detail %s", got.Outcome, got.SMTP, got.Detail)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(published) != 1 || published[0] != OutcomeBounced {
+	if len(published) != 1 || published[0] != attempt.OutcomeBounced {
 		t.Errorf("published %v, want one bounced", published)
 	}
 	if e.live["ddd"] != nil {
@@ -285,11 +290,11 @@ func TestBounceDuringSubmission(t *testing.T) {
 // the attempt stays pending (stored for the next start, watched until its
 // deadline) and nothing is published.
 func TestSendInterruptedByShutdown(t *testing.T) {
-	st := &bounceTestStore{m: map[string]Attempt{}}
+	st := &bounceTestStore{m: map[string]attempt.Attempt{}}
 	published := 0
-	e := &Engine{opts: Options{Store: st, Observers: []func(*Attempt){func(*Attempt) { published++ }}},
+	e := &Engine{opts: Options{Store: st, Observers: []func(*attempt.Attempt){func(*attempt.Attempt) { published++ }}},
 		log: slog.New(slog.DiscardHandler), live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
-	a := &Attempt{ID: "id-eee", Token: "eee", Outcome: OutcomePending}
+	a := &attempt.Attempt{ID: "id-eee", Token: "eee", Outcome: attempt.OutcomePending}
 	if err := st.Create(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +306,7 @@ func TestSendInterruptedByShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Outcome != OutcomePending || published != 0 {
+	if got.Outcome != attempt.OutcomePending || published != 0 {
 		t.Errorf("stored outcome %q, published %d times; want pending and unpublished", got.Outcome, published)
 	}
 	if la := e.live["eee"]; la == nil || la.sending {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 	"github.com/google/uuid"
+	"github.com/otpprobe/otpprobe/attempt"
 )
 
 // HeaderID is the canary header that carries the attempt's token.
@@ -43,7 +44,7 @@ func newCode() (string, error) {
 
 // NewAttempt creates a pending attempt with a sortable ID (UUIDv7), a token,
 // a code and a Message-ID on the sender's domain.
-func NewAttempt(now time.Time, probe, sender, senderFrom, mailbox, provider string, deadline, latencySLO time.Duration) (*Attempt, error) {
+func NewAttempt(now time.Time, probe, sender, senderFrom, mailbox, provider string, deadline, latencySLO time.Duration) (*attempt.Attempt, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, err
@@ -58,11 +59,11 @@ func NewAttempt(now time.Time, probe, sender, senderFrom, mailbox, provider stri
 	}
 	domain := senderFrom[strings.LastIndexByte(senderFrom, '@')+1:]
 	now = now.UTC().Truncate(time.Millisecond)
-	return &Attempt{
+	return &attempt.Attempt{
 		ID: id.String(), Probe: probe, Sender: sender, Mailbox: mailbox, Provider: provider,
 		Token: token, Code: code, MessageID: id.String() + "@" + domain,
 		CreatedAt: now, Deadline: now.Add(deadline), LatencySLO: latencySLO,
-		Outcome: OutcomePending,
+		Outcome: attempt.OutcomePending,
 	}, nil
 }
 
@@ -74,7 +75,7 @@ type Canary struct {
 // Compose builds the canary as a realistic OTP message: text and HTML
 // alternatives, Message-ID on the sender's domain, the token in X-Otpprobe-Id
 // and (by the template) in the Subject.
-func Compose(a *Attempt, c Canary, date time.Time) ([]byte, error) {
+func Compose(a *attempt.Attempt, c Canary, date time.Time) ([]byte, error) {
 	var h mail.Header
 	h.SetDate(date)
 	h.SetAddressList("From", []*mail.Address{{Address: c.From}})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/lab"
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/store"
@@ -100,7 +101,7 @@ func TestEngineSurvivesSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := st.List(ctx, probe.Filter{})
+	all, err := st.List(ctx, attempt.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +119,9 @@ func TestEngineSurvivesSIGKILL(t *testing.T) {
 	if err := e.Wait(wctx, ids...); err != nil {
 		t.Fatalf("resumed attempts not decided: %v", err)
 	}
-	all, _ = st.List(ctx, probe.Filter{})
+	all, _ = st.List(ctx, attempt.Filter{})
 	for _, a := range all {
-		if a.Outcome != probe.OutcomeInbox {
+		if a.Outcome != attempt.OutcomeInbox {
 			t.Errorf("%s→%s: %s after the crash", a.Sender, a.Mailbox, a.Outcome)
 		}
 	}

@@ -9,23 +9,24 @@ import (
 	"sync"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/targets"
 )
 
 // Options configure an Engine.
 type Options struct {
-	Store  Store
+	Store  attempt.Store
 	Logger *slog.Logger
 	// Observers are told about every attempt that reaches a final outcome
 	// (metrics, SLOs, alerts, failover). They run on whichever goroutine
 	// decided the attempt (a send, a watcher, the sweeper, the bounce
 	// watcher), possibly at the same time: they must be safe for concurrent
 	// use and must not block.
-	Observers []func(*Attempt)
+	Observers []func(*attempt.Attempt)
 	// Enrichers add evidence to a decided attempt before it is stored and
 	// published: a DKIM re-check, a DNS diagnosis. They run in order and
 	// may block briefly (they get the engine's context).
-	Enrichers []func(ctx context.Context, a *Attempt)
+	Enrichers []func(ctx context.Context, a *attempt.Attempt)
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 	// SweepEvery is how often deadlines are checked (default 1s).
@@ -54,7 +55,7 @@ type Engine struct {
 // liveAttempt is an attempt in flight. An arrival can overtake the send's
 // final reply, so the outcome is decided once both are known.
 type liveAttempt struct {
-	a       *Attempt
+	a       *attempt.Attempt
 	sending bool          // a submission is in progress in this process
 	arrived bool          // the canary was seen (recorded in a, and stored)
 	role    string        // where it was seen: RoleInbox or RoleSpam
@@ -79,14 +80,14 @@ func (la *liveAttempt) endSend() {
 }
 
 // snapshot copies the attempt for a pending write; the caller holds e.mu.
-func (la *liveAttempt) snapshot() (Attempt, uint64) {
+func (la *liveAttempt) snapshot() (attempt.Attempt, uint64) {
 	la.snapshots++
 	return *la.a, la.snapshots
 }
 
 // storePending writes snapshot n unless a newer one, or the final
 // outcome, was written already.
-func (e *Engine) storePending(ctx context.Context, la *liveAttempt, snap Attempt, n uint64) error {
+func (e *Engine) storePending(ctx context.Context, la *liveAttempt, snap attempt.Attempt, n uint64) error {
 	la.storeMu.Lock()
 	defer la.storeMu.Unlock()
 	if n <= la.stored {
@@ -195,7 +196,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resume pending attempts: %w", err)
 	}
-	var arrived []*Attempt
+	var arrived []*attempt.Attempt
 	e.mu.Lock()
 	for _, a := range pending {
 		e.waiters[a.ID] = make(chan struct{})
@@ -249,7 +250,7 @@ func (e *Engine) Done() <-chan struct{} { return e.done }
 // attempt cannot be created or stored, the round stops there: the attempts
 // already stored are still sent (and decided), and the error is returned
 // with them.
-func (e *Engine) Round(ctx context.Context, probeName string) ([]*Attempt, error) {
+func (e *Engine) Round(ctx context.Context, probeName string) ([]*attempt.Attempt, error) {
 	p, ok := findProbe(e.cfg, probeName)
 	if !ok {
 		return nil, fmt.Errorf("unknown probe %q", probeName)
@@ -269,8 +270,8 @@ func (e *Engine) Round(ctx context.Context, probeName string) ([]*Attempt, error
 
 // createAttempts stores a pending attempt per sender × mailbox of p and
 // makes it live (sending); it stops at the first failure.
-func (e *Engine) createAttempts(ctx context.Context, p targets.Probe) ([]*Attempt, error) {
-	var attempts []*Attempt
+func (e *Engine) createAttempts(ctx context.Context, p targets.Probe) ([]*attempt.Attempt, error) {
+	var attempts []*attempt.Attempt
 	for _, sname := range p.Senders {
 		s, _ := e.cfg.Sender(sname)
 		for _, mname := range p.Mailboxes {
@@ -293,7 +294,7 @@ func (e *Engine) createAttempts(ctx context.Context, p targets.Probe) ([]*Attemp
 }
 
 // send submits one canary and records the submission's result.
-func (e *Engine) send(ctx context.Context, p targets.Probe, a *Attempt) {
+func (e *Engine) send(ctx context.Context, p targets.Probe, a *attempt.Attempt) {
 	s, _ := e.cfg.Sender(a.Sender)
 	mb, _ := e.cfg.Mailbox(a.Mailbox)
 	subject, body, err := p.Render(a.Code, a.Token)
@@ -323,7 +324,7 @@ func sendTimeout(p targets.Probe) time.Duration {
 	return time.Minute
 }
 
-func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, err error) {
+func (e *Engine) finishSend(ctx context.Context, a *attempt.Attempt, res *SendResult, err error) {
 	e.mu.Lock()
 	la := e.live[a.Token]
 	if la == nil { // already decided (cannot normally happen)
@@ -343,13 +344,13 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 	if err != nil && !la.arrived {
 		la.endSend()
 		delete(e.live, a.Token)
-		a.Outcome = OutcomeSendFailed
+		a.Outcome = attempt.OutcomeSendFailed
 		var se *SendError
 		if errors.As(err, &se) {
-			a.SMTP = SMTPResult{Stage: se.Stage, Code: se.Code, Enhanced: se.Enhanced, Reply: se.Error()}
+			a.SMTP = attempt.SMTPResult{Stage: se.Stage, Code: se.Code, Enhanced: se.Enhanced, Reply: se.Error()}
 			a.Transcript = se.Transcript
 		} else {
-			a.SMTP = SMTPResult{Stage: "send", Reply: err.Error()}
+			a.SMTP = attempt.SMTPResult{Stage: "send", Reply: err.Error()}
 		}
 		e.mu.Unlock()
 		e.finalize(ctx, a)
@@ -357,7 +358,7 @@ func (e *Engine) finishSend(ctx context.Context, a *Attempt, res *SendResult, er
 	}
 	if err == nil {
 		a.SubmittedAt = res.SubmittedAt.UTC().Truncate(time.Millisecond)
-		a.SMTP = SMTPResult{Code: 250, Reply: res.Reply}
+		a.SMTP = attempt.SMTPResult{Code: 250, Reply: res.Reply}
 		a.Transcript = res.Transcript
 	} // else: the reply was lost but the canary arrived; the arrival decides
 	if !la.arrived {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/targets"
 )
 
@@ -13,14 +14,14 @@ import (
 // write (submitted, not yet seen) until released.
 type historyStore struct {
 	bounceTestStore
-	hist             []Attempt
+	hist             []attempt.Attempt
 	entered, release chan struct{}
 	gated            bool
 }
 
-func (s *historyStore) Update(ctx context.Context, a *Attempt) error {
+func (s *historyStore) Update(ctx context.Context, a *attempt.Attempt) error {
 	s.mu.Lock()
-	gate := !s.gated && a.Outcome == OutcomePending && a.SeenAt.IsZero() && !a.SubmittedAt.IsZero()
+	gate := !s.gated && a.Outcome == attempt.OutcomePending && a.SeenAt.IsZero() && !a.SubmittedAt.IsZero()
 	s.gated = s.gated || gate
 	s.mu.Unlock()
 	if gate {
@@ -37,11 +38,11 @@ func (s *historyStore) Update(ctx context.Context, a *Attempt) error {
 // copies land newest last, so the stored row never loses the arrival (a
 // crash then would turn an inbox into lost), and the final row is last.
 func TestPendingWritesKeepOrder(t *testing.T) {
-	st := &historyStore{bounceTestStore: bounceTestStore{m: map[string]Attempt{}}, entered: make(chan struct{}), release: make(chan struct{})}
+	st := &historyStore{bounceTestStore: bounceTestStore{m: map[string]attempt.Attempt{}}, entered: make(chan struct{}), release: make(chan struct{})}
 	cfg := &targets.Config{Mailboxes: []targets.Mailbox{{Name: "m"}}}
 	e := &Engine{cfg: cfg, opts: Options{Store: st}, log: slog.New(slog.DiscardHandler),
 		live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
-	a := &Attempt{ID: "id-fff", Token: "fff", Mailbox: "m", Outcome: OutcomePending}
+	a := &attempt.Attempt{ID: "id-fff", Token: "fff", Mailbox: "m", Outcome: attempt.OutcomePending}
 	la := &liveAttempt{a: a, sending: true}
 	e.live["fff"] = la
 	sent := make(chan struct{})
@@ -76,7 +77,7 @@ func TestPendingWritesKeepOrder(t *testing.T) {
 			t.Errorf("write %d (%s) lost the arrival stored before it", i, h.Outcome)
 		}
 	}
-	if last := st.hist[len(st.hist)-1]; last.Outcome != OutcomeInbox {
+	if last := st.hist[len(st.hist)-1]; last.Outcome != attempt.OutcomeInbox {
 		t.Errorf("last write %s, want the final inbox; history %d writes", last.Outcome, len(st.hist))
 	}
 }

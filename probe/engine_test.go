@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/lab"
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/store"
@@ -51,10 +52,10 @@ func openStore(t testing.TB, path string) *store.SQLite {
 type collector struct {
 	mu   sync.Mutex
 	seen map[string]int
-	all  []*probe.Attempt
+	all  []*attempt.Attempt
 }
 
-func (c *collector) observe(a *probe.Attempt) {
+func (c *collector) observe(a *attempt.Attempt) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seen == nil {
@@ -70,9 +71,9 @@ func (c *collector) count(id string) int {
 	return c.seen[id]
 }
 
-func startEngine(t testing.TB, ctx context.Context, cfg *targets.Config, st probe.Store, c *collector) *probe.Engine {
+func startEngine(t testing.TB, ctx context.Context, cfg *targets.Config, st attempt.Store, c *collector) *probe.Engine {
 	t.Helper()
-	e, err := probe.New(cfg, probe.Options{Store: st, Observers: []func(*probe.Attempt){c.observe}, SweepEvery: 200 * time.Millisecond})
+	e, err := probe.New(cfg, probe.Options{Store: st, Observers: []func(*attempt.Attempt){c.observe}, SweepEvery: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func startEngine(t testing.TB, ctx context.Context, cfg *targets.Config, st prob
 	return e
 }
 
-func roundAndWait(t testing.TB, ctx context.Context, e *probe.Engine, probeName string) []*probe.Attempt {
+func roundAndWait(t testing.TB, ctx context.Context, e *probe.Engine, probeName string) []*attempt.Attempt {
 	t.Helper()
 	as, err := e.Round(ctx, probeName)
 	if err != nil {
@@ -112,7 +113,7 @@ func TestEngineHealthyLab(t *testing.T) {
 		t.Fatalf("%d attempts, want 6 (2 senders x 3 mailboxes)", len(as))
 	}
 	for _, a := range as {
-		if a.Outcome != probe.OutcomeInbox || a.Late {
+		if a.Outcome != attempt.OutcomeInbox || a.Late {
 			t.Errorf("%s→%s: %s late=%v smtp=%+v", a.Sender, a.Mailbox, a.Outcome, a.Late, a.SMTP)
 			continue
 		}
@@ -124,7 +125,7 @@ func TestEngineHealthyLab(t *testing.T) {
 			t.Errorf("%s→%s: submitted %v seen %v folder %q header %d bytes received %v", a.Sender, a.Mailbox, a.SubmittedAt, a.SeenAt, a.Folder, len(a.Header), a.ReceivedAt)
 		}
 		got, err := st.Get(ctx, a.ID)
-		if err != nil || got.Outcome != probe.OutcomeInbox || got.Verdicts.DKIM != "pass" {
+		if err != nil || got.Outcome != attempt.OutcomeInbox || got.Verdicts.DKIM != "pass" {
 			t.Errorf("stored %s: %v %+v", a.ID, err, got)
 		}
 	}
@@ -182,7 +183,7 @@ func TestEngineResumesAfterStop(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Outcome != probe.OutcomeInbox {
+		if got.Outcome != attempt.OutcomeInbox {
 			t.Errorf("%s→%s: %s after resume", got.Sender, got.Mailbox, got.Outcome)
 		}
 		if n := c1.count(a.ID) + c2.count(a.ID); n != 1 {
@@ -204,12 +205,12 @@ func TestMain(m *testing.M) {
 
 // failingCreates fails every Create after the first n.
 type failingCreates struct {
-	probe.Store
+	attempt.Store
 	mu sync.Mutex
 	n  int
 }
 
-func (s *failingCreates) Create(ctx context.Context, a *probe.Attempt) error {
+func (s *failingCreates) Create(ctx context.Context, a *attempt.Attempt) error {
 	s.mu.Lock()
 	s.n--
 	left := s.n
@@ -241,7 +242,7 @@ func TestEngineRoundStoreFailure(t *testing.T) {
 	}
 	for _, id := range ids {
 		got, err := st.Get(ctx, id)
-		if err != nil || got.Outcome != probe.OutcomeInbox {
+		if err != nil || got.Outcome != attempt.OutcomeInbox {
 			t.Errorf("stored %s: %v %+v", id, err, got)
 		}
 	}

@@ -7,17 +7,19 @@ import (
 	"time"
 
 	"bufio"
+
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/verify"
 )
 
 // decideArrival decides an attempt whose arrival (SeenAt, Folder, Header)
 // is recorded: folder, lateness, and what the receiver said about it.
-func (e *Engine) decideArrival(ctx context.Context, a *Attempt, role string) {
-	a.Outcome = OutcomeInbox
+func (e *Engine) decideArrival(ctx context.Context, a *attempt.Attempt, role string) {
+	a.Outcome = attempt.OutcomeInbox
 	if role == RoleSpam {
-		a.Outcome = OutcomeSpam
+		a.Outcome = attempt.OutcomeSpam
 	}
 	if !a.SubmittedAt.IsZero() && a.LatencySLO > 0 && a.SeenAt.Sub(a.SubmittedAt) > a.LatencySLO {
 		a.Late = true
@@ -48,7 +50,7 @@ func topReceivedAt(h textproto.Header) time.Time {
 }
 
 // finalize stores a decided attempt, tells observers and wakes waiters.
-func (e *Engine) finalize(ctx context.Context, a *Attempt) {
+func (e *Engine) finalize(ctx context.Context, a *attempt.Attempt) {
 	for _, enrich := range e.opts.Enrichers {
 		enrich(ctx, a)
 	}
@@ -82,7 +84,7 @@ func (e *Engine) sweep(ctx context.Context) {
 		case <-t.C:
 		}
 		now := e.opts.Now()
-		var expired []*Attempt
+		var expired []*attempt.Attempt
 		e.mu.Lock()
 		for tok, la := range e.live {
 			if la.sending || la.arrived || now.Before(la.a.Deadline) {
@@ -94,10 +96,10 @@ func (e *Engine) sweep(ctx context.Context) {
 		e.mu.Unlock()
 		for _, a := range expired {
 			if a.SubmittedAt.IsZero() {
-				a.Outcome = OutcomeSendFailed
-				a.SMTP = SMTPResult{Stage: "interrupted", Reply: "otpprobe stopped during the submission and the canary never arrived"}
+				a.Outcome = attempt.OutcomeSendFailed
+				a.SMTP = attempt.SMTPResult{Stage: "interrupted", Reply: "otpprobe stopped during the submission and the canary never arrived"}
 			} else {
-				a.Outcome = OutcomeLost
+				a.Outcome = attempt.OutcomeLost
 			}
 			e.finalize(ctx, a)
 		}

@@ -5,7 +5,7 @@ package reports
 import (
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/verify"
 )
 
@@ -51,7 +51,7 @@ type VerdictsJSON struct {
 }
 
 // View returns the public form of a.
-func View(a *probe.Attempt) AttemptJSON {
+func View(a *attempt.Attempt) AttemptJSON {
 	return AttemptJSON{
 		ID: a.ID, Probe: a.Probe, Sender: a.Sender, Mailbox: a.Mailbox, Provider: a.Provider,
 		Outcome: string(a.Outcome), Late: a.Late,
@@ -75,4 +75,4 @@ func timeJSON(t time.Time) string {
 
 // Healthy reports whether an attempt counts as healthy for `once`: in the
 // inbox and not late.
-func Healthy(a *probe.Attempt) bool { return a.Outcome == probe.OutcomeInbox && !a.Late }
+func Healthy(a *attempt.Attempt) bool { return a.Outcome == attempt.OutcomeInbox && !a.Late }

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/verify"
 )
 
@@ -11,8 +11,8 @@ import (
 // canary's DKIM signatures ourselves, next to the receiver's verdict: over
 // the whole message when the watcher fetched its text, else over the
 // header block alone (the body hash unchecked).
-func dkimRecheck(lookup verify.LookupTXT) func(context.Context, *probe.Attempt) {
-	return func(ctx context.Context, a *probe.Attempt) {
+func dkimRecheck(lookup verify.LookupTXT) func(context.Context, *attempt.Attempt) {
+	return func(ctx context.Context, a *attempt.Attempt) {
 		switch {
 		case a.Header == "":
 		case a.Body != "":

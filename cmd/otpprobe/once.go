@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports"
 	"github.com/otpprobe/otpprobe/targets"
 )
@@ -79,7 +79,7 @@ func runOnce(ctx context.Context, cfg *targets.Config, o onceOptions, stdout, st
 	}()
 	var (
 		mu       sync.Mutex
-		attempts []*probe.Attempt
+		attempts []*attempt.Attempt
 		wg       sync.WaitGroup
 	)
 	for _, pr := range cfg.Probes {
@@ -104,7 +104,7 @@ func runOnce(ctx context.Context, cfg *targets.Config, o onceOptions, stdout, st
 		fmt.Fprintf(stderr, "otpprobe once: interrupted before every outcome was known\n")
 		return exitRuntime
 	}
-	slices.SortFunc(attempts, func(a, b *probe.Attempt) int { return compareAttempts(a, b) })
+	slices.SortFunc(attempts, func(a, b *attempt.Attempt) int { return compareAttempts(a, b) })
 	healthy := len(attempts) > 0
 	views := make([]reports.AttemptJSON, len(attempts))
 	for i, a := range attempts {
@@ -125,7 +125,7 @@ func runOnce(ctx context.Context, cfg *targets.Config, o onceOptions, stdout, st
 	return exitOK
 }
 
-func compareAttempts(a, b *probe.Attempt) int {
+func compareAttempts(a, b *attempt.Attempt) int {
 	for _, c := range [][2]string{{a.Probe, b.Probe}, {a.Sender, b.Sender}, {a.Mailbox, b.Mailbox}} {
 		if c[0] != c[1] {
 			if c[0] < c[1] {

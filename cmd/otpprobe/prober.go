@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/metrics"
@@ -57,9 +58,9 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 	}
 	eng, err := probe.New(cfg, probe.Options{
 		Store: st, Logger: logger,
-		Observers: []func(*probe.Attempt){m.ObserveAttempt, pl.Observe},
+		Observers: []func(*attempt.Attempt){m.ObserveAttempt, pl.Observe},
 		// Evidence first (our own DKIM check), then the DNS diagnosis.
-		Enrichers: []func(context.Context, *probe.Attempt){dkimRecheck(r.LookupTXT), dw.Enrich},
+		Enrichers: []func(context.Context, *attempt.Attempt){dkimRecheck(r.LookupTXT), dw.Enrich},
 	})
 	if err != nil {
 		st.Close()

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports/alert"
 	"github.com/otpprobe/otpprobe/reports/rounds"
 	"github.com/otpprobe/otpprobe/reports/store"
@@ -315,14 +315,14 @@ func TestRules(t *testing.T) {
 	r := alert.NewRules(m, targets.Alerts{})
 	ctx := context.Background()
 	n := 0
-	round := func(sender string, outcomes ...probe.Outcome) {
+	round := func(sender string, outcomes ...attempt.Outcome) {
 		rd := rounds.Round{Probe: "otp", Sender: sender, Start: time.Now(), Providers: []string{"gmail", "outlook", "yahoo"}}
 		for i, prov := range []string{"gmail", "yahoo", "outlook"} {
 			n++
-			a := &probe.Attempt{ID: "a" + strconv.Itoa(n), Sender: sender, Mailbox: prov, Provider: prov, Outcome: outcomes[i]}
-			if a.Outcome == probe.OutcomeInbox || a.Outcome == probe.OutcomeSpam {
+			a := &attempt.Attempt{ID: "a" + strconv.Itoa(n), Sender: sender, Mailbox: prov, Provider: prov, Outcome: outcomes[i]}
+			if a.Outcome == attempt.OutcomeInbox || a.Outcome == attempt.OutcomeSpam {
 				a.Verdicts = verify.Verdicts{Trusted: true, SPF: "pass", DKIM: "pass", DMARC: "pass"}
-				if a.Outcome == probe.OutcomeSpam {
+				if a.Outcome == attempt.OutcomeSpam {
 					a.Verdicts.DKIM = "fail"
 				}
 			}
@@ -337,7 +337,7 @@ func TestRules(t *testing.T) {
 		}
 		return out
 	}
-	in, lost, spam, failed := probe.OutcomeInbox, probe.OutcomeLost, probe.OutcomeSpam, probe.OutcomeSendFailed
+	in, lost, spam, failed := attempt.OutcomeInbox, attempt.OutcomeLost, attempt.OutcomeSpam, attempt.OutcomeSendFailed
 	round("m365", failed, failed, failed)
 	if len(firing()) != 0 {
 		t.Errorf("one failed round fired %v", firing())

@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports/rounds"
 	"github.com/otpprobe/otpprobe/targets"
 )
@@ -69,27 +69,27 @@ func (r *Rules) senderDown(ctx context.Context, rd rounds.Round) {
 		Diagnosis: rd.Diagnosis(), Evidence: rd.Evidence()}))
 }
 
-func (r *Rules) providerSpam(ctx context.Context, a *probe.Attempt) {
+func (r *Rules) providerSpam(ctx context.Context, a *attempt.Attempt) {
 	prov := rounds.Provider(a)
 	k := [2]string{a.Sender, prov}
 	labels := map[string]string{"sender": a.Sender, "provider": prov, "severity": "page"}
 	switch a.Outcome {
-	case probe.OutcomeSpam:
+	case attempt.OutcomeSpam:
 		r.spam[k]++
 		if r.spam[k] >= r.cfg.SpamAttempts {
 			r.do(r.m.Fire(ctx, Alert{Name: ProviderSpam, Labels: labels,
 				Summary:   fmt.Sprintf("%s files %s's OTP mail as spam (%d in a row)", prov, a.Sender, r.spam[k]),
 				Diagnosis: rounds.Describe(a), Evidence: []string{a.ID}}))
 		}
-	case probe.OutcomeInbox:
+	case attempt.OutcomeInbox:
 		r.spam[k] = 0
 		r.do(r.m.Resolve(ctx, ProviderSpam, labels, fmt.Sprintf("%s delivers %s's mail to the inbox again", prov, a.Sender)))
 	}
 }
 
-func (r *Rules) verdicts(ctx context.Context, a *probe.Attempt) {
+func (r *Rules) verdicts(ctx context.Context, a *attempt.Attempt) {
 	v := a.Verdicts
-	if !v.Trusted || (a.Outcome != probe.OutcomeInbox && a.Outcome != probe.OutcomeSpam) {
+	if !v.Trusted || (a.Outcome != attempt.OutcomeInbox && a.Outcome != attempt.OutcomeSpam) {
 		return
 	}
 	prov := rounds.Provider(a)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/alert"
 	"github.com/otpprobe/otpprobe/reports/api"
@@ -169,9 +170,9 @@ func TestSLOAndAlerts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a.Outcome, a.SubmittedAt, a.SeenAt = probe.OutcomeInbox, a.CreatedAt, a.CreatedAt.Add(3*time.Second)
+		a.Outcome, a.SubmittedAt, a.SeenAt = attempt.OutcomeInbox, a.CreatedAt, a.CreatedAt.Add(3*time.Second)
 		if i == 0 {
-			a.Outcome, a.SeenAt = probe.OutcomeLost, time.Time{}
+			a.Outcome, a.SeenAt = attempt.OutcomeLost, time.Time{}
 		}
 		if err := st.Create(ctx, a); err != nil {
 			t.Fatal(err)

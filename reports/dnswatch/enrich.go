@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/verify/diagnose"
 )
 
@@ -14,8 +14,8 @@ import (
 // attempt. Selectors seen signing the canary and the address that
 // delivered it are learned first, so the DNS report it reads covers them;
 // the report is the last one when recent enough, else a fresh check.
-func (w *Watcher) Enrich(ctx context.Context, a *probe.Attempt) {
-	ev := Evidence(a)
+func (w *Watcher) Enrich(ctx context.Context, a *attempt.Attempt) {
+	ev := diagnose.Evidence{Attempt: a}
 	w.mu.Lock()
 	domain := w.senderOf[a.Sender]
 	w.mu.Unlock()
@@ -30,7 +30,7 @@ func (w *Watcher) Enrich(ctx context.Context, a *probe.Attempt) {
 	known := w.seen[a.Sender]
 	w.mu.Unlock()
 	ev.KnownSource, ev.KnownSigners = known.source, known.signers
-	if domain != "" && (diagnose.AuthFailing(ev) || ev.Outcome == diagnose.OutcomeLost || ev.Outcome == diagnose.OutcomeBounced) {
+	if domain != "" && (diagnose.AuthFailing(ev) || ev.Outcome == attempt.OutcomeLost || ev.Outcome == attempt.OutcomeBounced) {
 		if rep, ok := w.Report(ctx, domain); ok {
 			ev.DNS = &rep
 			// A zone can break between two scheduled checks: when the
@@ -77,23 +77,6 @@ func (w *Watcher) learnFrom(domain, sender, header string) {
 // verdict may be before a diagnosis checks again; it bounds the checks a
 // failure that is not DNS's (a broken body hash) can cause.
 const recheckAfter = 10 * time.Second
-
-// Evidence converts an attempt for the diagnosis (verify does not know
-// the engine's types).
-func Evidence(a *probe.Attempt) diagnose.Evidence {
-	var deadline = a.Deadline.Sub(a.CreatedAt)
-	if a.Deadline.IsZero() {
-		deadline = 0
-	}
-	return diagnose.Evidence{
-		Outcome: string(a.Outcome), Late: a.Late,
-		Sender: a.Sender, Mailbox: a.Mailbox, Provider: a.Provider,
-		SubmittedAt: a.SubmittedAt, SeenAt: a.SeenAt, ReceivedAt: a.ReceivedAt,
-		LatencySLO: a.LatencySLO, Deadline: deadline,
-		SMTPStage: a.SMTP.Stage, SMTPCode: a.SMTP.Code, SMTPEnhanced: a.SMTP.Enhanced, SMTPReply: a.SMTP.Reply,
-		Verdicts: a.Verdicts, Header: a.Header,
-	}
-}
 
 func parseIP(s string) net.IP {
 	if s == "" {

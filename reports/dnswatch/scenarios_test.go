@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/lab"
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
@@ -121,7 +122,7 @@ func TestScenarioDiagnoses(t *testing.T) {
 // runRound sends one round from sender to every mailbox through a fresh
 // engine whose Enricher is a dnswatch.Watcher, and returns the decided
 // attempts as stored.
-func runRound(t *testing.T, ctx context.Context, base *targets.Config, sender string) []*probe.Attempt {
+func runRound(t *testing.T, ctx context.Context, base *targets.Config, sender string) []*attempt.Attempt {
 	t.Helper()
 	cfg := *base
 	cfg.Probes = []targets.Probe{base.Probes[0]}
@@ -143,7 +144,7 @@ func runRound(t *testing.T, ctx context.Context, base *targets.Config, sender st
 	}
 	ectx, stop := context.WithCancel(ctx)
 	defer stop()
-	eng, err := probe.New(&cfg, probe.Options{Store: st, Enrichers: []func(context.Context, *probe.Attempt){dw.Enrich}, SweepEvery: 100 * time.Millisecond})
+	eng, err := probe.New(&cfg, probe.Options{Store: st, Enrichers: []func(context.Context, *attempt.Attempt){dw.Enrich}, SweepEvery: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +162,7 @@ func runRound(t *testing.T, ctx context.Context, base *targets.Config, sender st
 	if err := eng.Wait(ectx, ids...); err != nil {
 		t.Fatal(err)
 	}
-	var out []*probe.Attempt
+	var out []*attempt.Attempt
 	for _, id := range ids {
 		a, err := st.Get(ctx, id)
 		if err != nil {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/lab/dnsserver"
-	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/store"
 	"github.com/otpprobe/otpprobe/targets"
@@ -269,7 +269,7 @@ func TestEnrichHealthyNeedsNoDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &probe.Attempt{Sender: "relay", Mailbox: "gmail", Provider: "gmail", Outcome: probe.OutcomeInbox, Diagnosis: "stale",
+	a := &attempt.Attempt{Sender: "relay", Mailbox: "gmail", Provider: "gmail", Outcome: attempt.OutcomeInbox, Diagnosis: "stale",
 		Verdicts: verify.Verdicts{Trusted: true, SPF: "pass", DKIM: "pass", DMARC: "pass"}}
 	w.Enrich(context.Background(), a)
 	if a.Diagnosis != "" || s.Queries() != 0 {

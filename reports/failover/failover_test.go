@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports/failover"
 	"github.com/otpprobe/otpprobe/reports/rounds"
 	"github.com/otpprobe/otpprobe/reports/store"
@@ -93,14 +93,14 @@ func (fx *fixture) open() {
 
 // round feeds one round of sender with one outcome per provider
 // (gmail, yahoo, outlook), a minute after the previous one.
-func (fx *fixture) round(sender string, outcomes ...probe.Outcome) {
+func (fx *fixture) round(sender string, outcomes ...attempt.Outcome) {
 	fx.clk.Add(time.Minute)
 	r := rounds.Round{Probe: "otp", Sender: sender, Start: fx.clk.Now(), Providers: []string{"gmail", "outlook", "yahoo"}}
 	for i, prov := range []string{"gmail", "yahoo", "outlook"} {
 		fx.n++
-		a := &probe.Attempt{ID: fmt.Sprintf("a%03d", fx.n), Probe: "otp", Sender: sender, Mailbox: prov, Provider: prov,
+		a := &attempt.Attempt{ID: fmt.Sprintf("a%03d", fx.n), Probe: "otp", Sender: sender, Mailbox: prov, Provider: prov,
 			CreatedAt: fx.clk.Now(), Outcome: outcomes[i]}
-		if a.Outcome == probe.OutcomeSpam {
+		if a.Outcome == attempt.OutcomeSpam {
 			a.Verdicts = verify.Verdicts{Trusted: true, SPF: "temperror", DKIM: "fail", DMARC: "fail"}
 		}
 		r.Attempts = append(r.Attempts, a)
@@ -109,10 +109,10 @@ func (fx *fixture) round(sender string, outcomes ...probe.Outcome) {
 }
 
 var (
-	healthy = []probe.Outcome{probe.OutcomeInbox, probe.OutcomeInbox, probe.OutcomeInbox}
-	broken  = []probe.Outcome{probe.OutcomeBounced, probe.OutcomeBounced, probe.OutcomeSpam}
-	oneLost = []probe.Outcome{probe.OutcomeInbox, probe.OutcomeLost, probe.OutcomeInbox}
-	down    = []probe.Outcome{probe.OutcomeSendFailed, probe.OutcomeSendFailed, probe.OutcomeSendFailed}
+	healthy = []attempt.Outcome{attempt.OutcomeInbox, attempt.OutcomeInbox, attempt.OutcomeInbox}
+	broken  = []attempt.Outcome{attempt.OutcomeBounced, attempt.OutcomeBounced, attempt.OutcomeSpam}
+	oneLost = []attempt.Outcome{attempt.OutcomeInbox, attempt.OutcomeLost, attempt.OutcomeInbox}
+	down    = []attempt.Outcome{attempt.OutcomeSendFailed, attempt.OutcomeSendFailed, attempt.OutcomeSendFailed}
 )
 
 func (fx *fixture) want(state, active string) failover.Decision {
@@ -495,21 +495,21 @@ func TestPartialRoundsThatCannotTell(t *testing.T) {
 		fx.round("m365", broken...)
 	}
 	fx.want(failover.StateBackup, "backup")
-	partial := func(outcomes ...probe.Outcome) {
+	partial := func(outcomes ...attempt.Outcome) {
 		fx.clk.Add(time.Minute)
 		r := rounds.Round{Probe: "otp", Sender: "m365", Start: fx.clk.Now(), Providers: []string{"gmail", "outlook", "yahoo"}, Partial: true}
 		for i, o := range outcomes {
 			fx.n++
 			prov := []string{"gmail", "yahoo", "outlook"}[i]
-			r.Attempts = append(r.Attempts, &probe.Attempt{ID: fmt.Sprintf("p%d", fx.n), Sender: "m365", Mailbox: prov, Provider: prov, Outcome: o})
+			r.Attempts = append(r.Attempts, &attempt.Attempt{ID: fmt.Sprintf("p%d", fx.n), Sender: "m365", Mailbox: prov, Provider: prov, Outcome: o})
 		}
 		fx.f.ObserveRound(context.Background(), r)
 	}
 	for range 5 {
-		partial(probe.OutcomeInbox) // one inbox of three: could still be a bad round
+		partial(attempt.OutcomeInbox) // one inbox of three: could still be a bad round
 	}
 	fx.want(failover.StateBackup, "backup")
-	partial(probe.OutcomeInbox, probe.OutcomeInbox) // two of three healthy: healthy at K=2
-	partial(probe.OutcomeInbox, probe.OutcomeInbox)
+	partial(attempt.OutcomeInbox, attempt.OutcomeInbox) // two of three healthy: healthy at K=2
+	partial(attempt.OutcomeInbox, attempt.OutcomeInbox)
 	fx.want(failover.StatePrimary, "m365")
 }

@@ -3,15 +3,14 @@ package metrics
 import (
 	"strings"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/otpprobe/otpprobe/probe"
 )
 
 var (
 	finalOutcomes = []string{
-		string(probe.OutcomeInbox), string(probe.OutcomeSpam), string(probe.OutcomeBounced),
-		string(probe.OutcomeSendFailed), string(probe.OutcomeLost),
+		string(attempt.OutcomeInbox), string(attempt.OutcomeSpam), string(attempt.OutcomeBounced),
+		string(attempt.OutcomeSendFailed), string(attempt.OutcomeLost),
 	}
 	authMethods = []string{"spf", "dkim", "dmarc", "arc"}
 	// authResults are the RFC 8601 result words the verify package writes.
@@ -25,7 +24,7 @@ const untrusted = "untrusted"
 // ObserveAttempt records a finished attempt: its outcome, lateness,
 // latency, verdicts and timestamps. Call it once per attempt, when its
 // outcome is final; pending attempts are ignored.
-func (m *Metrics) ObserveAttempt(a *probe.Attempt) {
+func (m *Metrics) ObserveAttempt(a *attempt.Attempt) {
 	if a == nil || !a.Outcome.Final() {
 		return
 	}
@@ -37,7 +36,7 @@ func (m *Metrics) ObserveAttempt(a *probe.Attempt) {
 	if a.Late {
 		m.late.WithLabelValues(probeName, sender, provider).Inc()
 	}
-	if a.Outcome == probe.OutcomeInbox || a.Outcome == probe.OutcomeSpam {
+	if a.Outcome == attempt.OutcomeInbox || a.Outcome == attempt.OutcomeSpam {
 		if !a.SeenAt.IsZero() && !a.SubmittedAt.IsZero() {
 			m.latency.WithLabelValues(sender, provider, m.folder(a.Folder)).Observe(max(a.Latency().Seconds(), 0))
 		}
@@ -53,7 +52,7 @@ func (m *Metrics) ObserveAttempt(a *probe.Attempt) {
 
 	created := float64(a.CreatedAt.UnixMilli()) / 1000
 	m.setNewest(m.lastAttempt, "attempt", created, probeName, sender, provider)
-	if a.Outcome == probe.OutcomeInbox {
+	if a.Outcome == attempt.OutcomeInbox {
 		m.setNewest(m.lastSuccess, "success", created, probeName, sender, provider)
 	}
 }

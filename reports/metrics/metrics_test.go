@@ -14,16 +14,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/verify"
 )
 
 var pass = verify.Verdicts{Trusted: true, AuthservID: "mx.google.com", SPF: "pass", DKIM: "pass", DMARC: "pass", ARC: "none"}
 
-// attempt builds a finished attempt created at unix ms created, submitted
+// mkAttempt builds a finished attempt created at unix ms created, submitted
 // a second later and seen latency after that (none when latency < 0).
-func attempt(probeName, sender, provider string, o probe.Outcome, created int64, latency time.Duration, folder string, v verify.Verdicts) *probe.Attempt {
-	a := &probe.Attempt{
+func mkAttempt(probeName, sender, provider string, o attempt.Outcome, created int64, latency time.Duration, folder string, v verify.Verdicts) *attempt.Attempt {
+	a := &attempt.Attempt{
 		ID: fmt.Sprintf("0193a6f2-0000-7000-8000-%012d", created), Token: "tok-secret-123", MessageID: "x@mail.example.com",
 		Probe: probeName, Sender: sender, Mailbox: provider + "-seed", Provider: provider,
 		Outcome: o, CreatedAt: time.UnixMilli(created), Folder: folder, Verdicts: v,
@@ -35,19 +35,19 @@ func attempt(probeName, sender, provider string, o probe.Outcome, created int64,
 	return a
 }
 
-func sequence() []*probe.Attempt {
-	late := attempt("otp", "m365", "gmail", probe.OutcomeInbox, 1795000000000, 75*time.Second, "INBOX", pass)
+func sequence() []*attempt.Attempt {
+	late := mkAttempt("otp", "m365", "gmail", attempt.OutcomeInbox, 1795000000000, 75*time.Second, "INBOX", pass)
 	late.Late = true
-	return []*probe.Attempt{
-		attempt("otp", "m365", "gmail", probe.OutcomeInbox, 1795000010250, 2500*time.Millisecond, "INBOX", pass),
-		attempt("otp", "m365", "gmail", probe.OutcomeSpam, 1795000020000, 40*time.Second, "[Gmail]/Spam",
+	return []*attempt.Attempt{
+		mkAttempt("otp", "m365", "gmail", attempt.OutcomeInbox, 1795000010250, 2500*time.Millisecond, "INBOX", pass),
+		mkAttempt("otp", "m365", "gmail", attempt.OutcomeSpam, 1795000020000, 40*time.Second, "[Gmail]/Spam",
 			verify.Verdicts{Trusted: true, AuthservID: "mx.google.com", SPF: "pass", DKIM: "fail", DMARC: "FAIL"}),
-		attempt("otp", "backup", "yahoo", probe.OutcomeSendFailed, 1795000030000, -1, "", verify.Verdicts{}),
+		mkAttempt("otp", "backup", "yahoo", attempt.OutcomeSendFailed, 1795000030000, -1, "", verify.Verdicts{}),
 		late, // created before the others: must not move the timestamps back
-		attempt("otp", "m365", "outlook", probe.OutcomeInbox, 1795000040000, 500*time.Millisecond, "Inbox",
+		mkAttempt("otp", "m365", "outlook", attempt.OutcomeInbox, 1795000040000, 500*time.Millisecond, "Inbox",
 			verify.Verdicts{SPF: "pass", DKIM: "pass", DMARC: "pass"}), // no trusted header
-		attempt("otp", "m365", "outlook", probe.OutcomePending, 1795000050000, -1, "", verify.Verdicts{}),
-		attempt("otp", "backup", "yahoo", probe.OutcomeLost, 1795000060000, -1, "", verify.Verdicts{}),
+		mkAttempt("otp", "m365", "outlook", attempt.OutcomePending, 1795000050000, -1, "", verify.Verdicts{}),
+		mkAttempt("otp", "backup", "yahoo", attempt.OutcomeLost, 1795000060000, -1, "", verify.Verdicts{}),
 	}
 }
 
@@ -214,8 +214,8 @@ func TestCardinalityBounded(t *testing.T) {
 	m := New("eu-1")
 	const n = 3000
 	for i := range n {
-		a := attempt(fmt.Sprintf("p%d", i), fmt.Sprintf("s%d", i), fmt.Sprintf("prov%d", i),
-			probe.Outcome(finalOutcomes[i%len(finalOutcomes)]), 1795000000000+int64(i), time.Second, fmt.Sprintf("f%d", i), pass)
+		a := mkAttempt(fmt.Sprintf("p%d", i), fmt.Sprintf("s%d", i), fmt.Sprintf("prov%d", i),
+			attempt.Outcome(finalOutcomes[i%len(finalOutcomes)]), 1795000000000+int64(i), time.Second, fmt.Sprintf("f%d", i), pass)
 		m.ObserveAttempt(a)
 		m.SetWatcherUp(fmt.Sprintf("mb%d", i), fmt.Sprintf("f%d", i), true)
 	}
@@ -367,7 +367,7 @@ func TestConcurrent(t *testing.T) {
 	for g := range 4 {
 		wg.Go(func() {
 			for i := range 200 {
-				m.ObserveAttempt(attempt("otp", "m365", "gmail", probe.OutcomeInbox, 1795000000000+int64(g*1000+i), time.Second, "INBOX", pass))
+				m.ObserveAttempt(mkAttempt("otp", "m365", "gmail", attempt.OutcomeInbox, 1795000000000+int64(g*1000+i), time.Second, "INBOX", pass))
 				m.SetRoute("otp", "m365", routeStates[i%len(routeStates)])
 			}
 		})

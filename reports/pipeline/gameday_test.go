@@ -24,6 +24,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/lab"
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/alert"
@@ -225,7 +226,7 @@ func (g *gameDay) start() *agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := probe.New(g.cfg, probe.Options{Store: st, Observers: []func(*probe.Attempt){pl.Observe}})
+	eng, err := probe.New(g.cfg, probe.Options{Store: st, Observers: []func(*attempt.Attempt){pl.Observe}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 func (g *gameDay) warmUp(a *agent) {
 	waitFor(g.t, 40*time.Second, "two healthy rounds of both senders", func() bool {
 		for _, s := range []string{lab.SenderM365, lab.SenderBackup} {
-			as, err := a.st.List(context.Background(), probe.Filter{Sender: s, Outcome: probe.OutcomeInbox})
+			as, err := a.st.List(context.Background(), attempt.Filter{Sender: s, Outcome: attempt.OutcomeInbox})
 			if err != nil || len(as) < 6 {
 				return false
 			}
@@ -409,13 +410,13 @@ func TestGameDayFlakyDoesNotFlap(t *testing.T) {
 	g.apply(lab.Healthy)
 	time.Sleep(g.cfg.Probes[0].Deadline + time.Second)
 
-	as, err := a.st.List(context.Background(), probe.Filter{From: start, Sender: lab.SenderM365})
+	as, err := a.st.List(context.Background(), attempt.Filter{From: start, Sender: lab.SenderM365})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lost := 0
 	for _, at := range as {
-		if at.Outcome == probe.OutcomeLost {
+		if at.Outcome == attempt.OutcomeLost {
 			lost++
 		}
 	}

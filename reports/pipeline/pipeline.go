@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports/alert"
 	"github.com/otpprobe/otpprobe/reports/api"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 }
 
 // Observe is the engine observer: probe.Options.Observers.
-func (p *Pipeline) Observe(a *probe.Attempt) { p.Rounds.Observe(a) }
+func (p *Pipeline) Observe(a *attempt.Attempt) { p.Rounds.Observe(a) }
 
 func (p *Pipeline) transitioned(ctx context.Context, t failover.Transition) {
 	p.Alerts.Wake() // the transition's webhooks were queued with it

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/targets"
 )
 
@@ -31,7 +31,7 @@ type Assembler struct {
 	subs   []func(context.Context, Round)
 
 	mu    sync.Mutex
-	queue []*probe.Attempt
+	queue []*attempt.Attempt
 	wake  chan struct{}
 
 	open map[key][]*building // by start, oldest first; only Run touches it
@@ -77,7 +77,7 @@ func New(cfg *targets.Config, opts Options, subs ...func(context.Context, Round)
 			if !ok {
 				continue
 			}
-			prov := Provider(&probe.Attempt{Provider: m.Provider, Mailbox: m.Name})
+			prov := Provider(&attempt.Attempt{Provider: m.Provider, Mailbox: m.Name})
 			if !slices.Contains(info.providers, prov) {
 				info.providers = append(info.providers, prov)
 			}
@@ -109,7 +109,7 @@ func Window(p targets.Probe) time.Duration {
 
 // Observe queues a finished attempt. It never blocks: it is called on the
 // engine's goroutine.
-func (s *Assembler) Observe(a *probe.Attempt) {
+func (s *Assembler) Observe(a *attempt.Attempt) {
 	if a == nil || !a.Outcome.Final() {
 		return
 	}
@@ -145,7 +145,7 @@ func (s *Assembler) Run(ctx context.Context) {
 	}
 }
 
-func (s *Assembler) add(a *probe.Attempt) {
+func (s *Assembler) add(a *attempt.Attempt) {
 	info, ok := s.probes[a.Probe]
 	if !ok {
 		return // a probe no longer in the config (resumed after a change)
@@ -167,7 +167,7 @@ func (s *Assembler) add(a *probe.Attempt) {
 		}
 	}
 	b := &building{
-		round:     Round{Probe: a.Probe, Sender: a.Sender, Start: a.CreatedAt, Attempts: []*probe.Attempt{a}, Providers: info.providers},
+		round:     Round{Probe: a.Probe, Sender: a.Sender, Start: a.CreatedAt, Attempts: []*attempt.Attempt{a}, Providers: info.providers},
 		mailboxes: map[string]bool{a.Mailbox: true},
 		expected:  info.expected,
 		overdue:   a.CreatedAt.Add(info.deadline + s.opts.Grace),
@@ -196,7 +196,7 @@ func (s *Assembler) flush(ctx context.Context) {
 			}
 			list = list[1:]
 			b.round.Partial = !complete
-			slices.SortFunc(b.round.Attempts, func(x, y *probe.Attempt) int { return x.CreatedAt.Compare(y.CreatedAt) })
+			slices.SortFunc(b.round.Attempts, func(x, y *attempt.Attempt) int { return x.CreatedAt.Compare(y.CreatedAt) })
 			s.last[k] = b.round.Start
 			for _, sub := range s.subs {
 				sub(ctx, b.round)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports/rounds"
 	"github.com/otpprobe/otpprobe/targets"
 )
@@ -79,27 +79,27 @@ func TestAssemble(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	n := 0
-	attempt := func(start time.Time, offset time.Duration, sender, mailbox, provider string, o probe.Outcome) *probe.Attempt {
+	mkAttempt := func(start time.Time, offset time.Duration, sender, mailbox, provider string, o attempt.Outcome) *attempt.Attempt {
 		n++
-		return &probe.Attempt{ID: fmt.Sprintf("a%d", n), Probe: "otp", Sender: sender, Mailbox: mailbox, Provider: provider,
+		return &attempt.Attempt{ID: fmt.Sprintf("a%d", n), Probe: "otp", Sender: sender, Mailbox: mailbox, Provider: provider,
 			CreatedAt: start.Add(offset), Outcome: o}
 	}
 	r1, r2 := now, now.Add(10*time.Second)
 	// Round 2 finishes first; round 1's gmail attempt is lost at its
 	// deadline. Rounds are handed on in the order they started.
-	s.Observe(attempt(r2, 0, "m365", "gmail", "gmail", probe.OutcomeInbox))
-	s.Observe(attempt(r2, 3*time.Millisecond, "m365", "yahoo", "yahoo", probe.OutcomeInbox))
-	s.Observe(attempt(r2, 5*time.Millisecond, "m365", "bank", "generic", probe.OutcomeSpam))
-	s.Observe(attempt(r1, time.Millisecond, "m365", "yahoo", "yahoo", probe.OutcomeInbox))
-	s.Observe(attempt(r1, 2*time.Millisecond, "m365", "bank", "generic", probe.OutcomeInbox))
-	s.Observe(&probe.Attempt{ID: "pending", Probe: "otp", Outcome: probe.OutcomePending}) // ignored
+	s.Observe(mkAttempt(r2, 0, "m365", "gmail", "gmail", attempt.OutcomeInbox))
+	s.Observe(mkAttempt(r2, 3*time.Millisecond, "m365", "yahoo", "yahoo", attempt.OutcomeInbox))
+	s.Observe(mkAttempt(r2, 5*time.Millisecond, "m365", "bank", "generic", attempt.OutcomeSpam))
+	s.Observe(mkAttempt(r1, time.Millisecond, "m365", "yahoo", "yahoo", attempt.OutcomeInbox))
+	s.Observe(mkAttempt(r1, 2*time.Millisecond, "m365", "bank", "generic", attempt.OutcomeInbox))
+	s.Observe(&attempt.Attempt{ID: "pending", Probe: "otp", Outcome: attempt.OutcomePending}) // ignored
 	time.Sleep(50 * time.Millisecond)
 	c.mu.Lock()
 	if len(c.rounds) != 0 {
 		t.Errorf("handed on %d rounds before round 1 was complete", len(c.rounds))
 	}
 	c.mu.Unlock()
-	s.Observe(attempt(r1, 0, "m365", "gmail", "gmail", probe.OutcomeLost))
+	s.Observe(mkAttempt(r1, 0, "m365", "gmail", "gmail", attempt.OutcomeLost))
 	got := c.wait(t, 2)
 	if !got[0].Start.Equal(r1) || !got[1].Start.Equal(r2) || got[0].Partial || got[1].Partial {
 		t.Fatalf("rounds %+v", got)
@@ -120,7 +120,7 @@ func TestAssemble(t *testing.T) {
 	// A round that never completes is handed on as partial after its
 	// deadline and the grace; a straggler of it afterwards is dropped.
 	r3 := r2.Add(10 * time.Second)
-	s.Observe(attempt(r3, 0, "backup", "gmail", "gmail", probe.OutcomeInbox))
+	s.Observe(mkAttempt(r3, 0, "backup", "gmail", "gmail", attempt.OutcomeInbox))
 	mu.Lock()
 	now = r3.Add(31 * time.Second)
 	mu.Unlock()
@@ -128,7 +128,7 @@ func TestAssemble(t *testing.T) {
 	if !got[2].Partial || got[2].Sender != "backup" || len(got[2].Attempts) != 1 {
 		t.Errorf("partial round %+v", got[2])
 	}
-	s.Observe(attempt(r3, time.Millisecond, "backup", "yahoo", "yahoo", probe.OutcomeInbox))
+	s.Observe(mkAttempt(r3, time.Millisecond, "backup", "yahoo", "yahoo", attempt.OutcomeInbox))
 	time.Sleep(1200 * time.Millisecond)
 	mu.Lock()
 	now = now.Add(time.Minute)

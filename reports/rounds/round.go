@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports"
 )
 
@@ -20,9 +20,9 @@ import (
 type Round struct {
 	Probe     string
 	Sender    string
-	Start     time.Time        // CreatedAt of its first attempt
-	Attempts  []*probe.Attempt // decided attempts, oldest first
-	Providers []string         // the providers the probe reaches, sorted
+	Start     time.Time          // CreatedAt of its first attempt
+	Attempts  []*attempt.Attempt // decided attempts, oldest first
+	Providers []string           // the providers the probe reaches, sorted
 	// Partial is set when the round was handed on before all its attempts
 	// were decided (they never were: e.g. the prober restarted mid-round).
 	Partial bool
@@ -30,7 +30,7 @@ type Round struct {
 
 // Provider is the provider an attempt counts for: its provider, or its
 // mailbox for generic ones.
-func Provider(a *probe.Attempt) string {
+func Provider(a *attempt.Attempt) string {
 	if a.Provider == "" || a.Provider == "generic" {
 		return a.Mailbox
 	}
@@ -40,26 +40,26 @@ func Provider(a *probe.Attempt) string {
 // Unhealthy lists the providers where at least one attempt of the round was
 // not healthy (reports.Healthy: in the inbox within the latency SLO).
 func (r Round) Unhealthy() []string {
-	return r.providersWhere(func(a *probe.Attempt) bool { return !reports.Healthy(a) })
+	return r.providersWhere(func(a *attempt.Attempt) bool { return !reports.Healthy(a) })
 }
 
 // Undelivered lists the providers where at least one attempt did not reach
 // the inbox at all (late arrivals count as delivered).
 func (r Round) Undelivered() []string {
-	return r.providersWhere(func(a *probe.Attempt) bool { return a.Outcome != probe.OutcomeInbox })
+	return r.providersWhere(func(a *attempt.Attempt) bool { return a.Outcome != attempt.OutcomeInbox })
 }
 
 // Delivered reports whether any attempt of the round reached the inbox.
 func (r Round) Delivered() bool {
 	for _, a := range r.Attempts {
-		if a.Outcome == probe.OutcomeInbox {
+		if a.Outcome == attempt.OutcomeInbox {
 			return true
 		}
 	}
 	return false
 }
 
-func (r Round) providersWhere(bad func(*probe.Attempt) bool) []string {
+func (r Round) providersWhere(bad func(*attempt.Attempt) bool) []string {
 	var out []string
 	for _, a := range r.Attempts {
 		if p := Provider(a); bad(a) && !slices.Contains(out, p) {
@@ -104,19 +104,19 @@ func (r Round) Diagnosis() string {
 }
 
 // Describe is one attempt's outcome in words, for alerts and decisions.
-func Describe(a *probe.Attempt) string {
+func Describe(a *attempt.Attempt) string {
 	if a.Diagnosis != "" {
 		return fmt.Sprintf("%s via %s: %s", Provider(a), a.Sender, a.Diagnosis)
 	}
 	s := fmt.Sprintf("%s via %s: %s", Provider(a), a.Sender, a.Outcome)
-	if a.Outcome == probe.OutcomeInbox && a.Late {
+	if a.Outcome == attempt.OutcomeInbox && a.Late {
 		s += fmt.Sprintf(" late (%v)", a.Latency().Round(time.Millisecond))
 	}
 	v := a.Verdicts
-	if v.Trusted && (a.Outcome == probe.OutcomeInbox || a.Outcome == probe.OutcomeSpam) {
+	if v.Trusted && (a.Outcome == attempt.OutcomeInbox || a.Outcome == attempt.OutcomeSpam) {
 		s += fmt.Sprintf(" (spf=%s dkim=%s dmarc=%s)", orNone(v.SPF), orNone(v.DKIM), orNone(v.DMARC))
 	}
-	if a.Outcome == probe.OutcomeSendFailed && a.SMTP.Reply != "" {
+	if a.Outcome == attempt.OutcomeSendFailed && a.SMTP.Reply != "" {
 		reply := a.SMTP.Reply
 		if len(reply) > 160 {
 			reply = reply[:160] + "…"

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/slo"
 	"github.com/otpprobe/otpprobe/reports/store"
@@ -41,14 +42,14 @@ type fixture struct {
 }
 
 // attempt stores a decided attempt created ago before now.
-func (fx *fixture) attempt(t *testing.T, ago time.Duration, sender, provider string, outcome probe.Outcome, latency time.Duration) {
+func (fx *fixture) attempt(t *testing.T, ago time.Duration, sender, provider string, outcome attempt.Outcome, latency time.Duration) {
 	t.Helper()
 	a, err := probe.NewAttempt(fx.now.Add(-ago), "otp", sender, "otp@example.com", provider, provider, time.Minute, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.Outcome, a.SubmittedAt = outcome, a.CreatedAt
-	if outcome == probe.OutcomeInbox || outcome == probe.OutcomeSpam {
+	if outcome == attempt.OutcomeInbox || outcome == attempt.OutcomeSpam {
 		a.SeenAt = a.CreatedAt.Add(latency)
 	}
 	if err := fx.st.Create(context.Background(), a); err != nil {
@@ -79,14 +80,14 @@ func TestRouteFollowsActiveSender(t *testing.T) {
 	// Two hours ago to one hour ago m365 was active and failing; then the
 	// route failed over to the backup, which delivered.
 	for m := 61; m <= 120; m += 10 { // 6 m365 attempts, all lost
-		fx.attempt(t, time.Duration(m)*time.Minute, "m365", "gmail", probe.OutcomeLost, 0)
-		fx.attempt(t, time.Duration(m)*time.Minute, "backup", "gmail", probe.OutcomeInbox, time.Second)
+		fx.attempt(t, time.Duration(m)*time.Minute, "m365", "gmail", attempt.OutcomeLost, 0)
+		fx.attempt(t, time.Duration(m)*time.Minute, "backup", "gmail", attempt.OutcomeInbox, time.Second)
 	}
 	for m := 1; m <= 59; m += 10 { // 6 each while the backup was active
-		fx.attempt(t, time.Duration(m)*time.Minute, "m365", "gmail", probe.OutcomeLost, 0)
-		fx.attempt(t, time.Duration(m)*time.Minute, "backup", "gmail", probe.OutcomeInbox, time.Second)
+		fx.attempt(t, time.Duration(m)*time.Minute, "m365", "gmail", attempt.OutcomeLost, 0)
+		fx.attempt(t, time.Duration(m)*time.Minute, "backup", "gmail", attempt.OutcomeInbox, time.Second)
 	}
-	fx.attempt(t, 2*time.Minute, "backup", "yahoo", probe.OutcomeInbox, time.Minute) // late: not good
+	fx.attempt(t, 2*time.Minute, "backup", "yahoo", attempt.OutcomeInbox, time.Minute) // late: not good
 	st := store.RouteState{Route: "otp", ActiveSender: "backup", State: "backup", Since: fx.now.Add(-time.Hour)}
 	tr := store.RouteTransition{Route: "otp", At: fx.now.Add(-time.Hour), FromState: "failing_over", ToState: "backup", FromSender: "m365", ToSender: "backup"}
 	if err := fx.st.SaveRoute(context.Background(), &st, &tr, nil); err != nil {

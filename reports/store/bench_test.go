@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 )
 
 // BenchmarkCreateUpdate is one attempt's life in the store: stored pending,
@@ -55,11 +55,11 @@ func BenchmarkList10k(b *testing.B) {
 	}
 	for _, bc := range []struct {
 		name string
-		f    probe.Filter
+		f    attempt.Filter
 		want int
 	}{
-		{"all", probe.Filter{}, n},
-		{"sender", probe.Filter{Sender: "m365"}, (n + 2) / 3},
+		{"all", attempt.Filter{}, n},
+		{"sender", attempt.Filter{Sender: "m365"}, (n + 2) / 3},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

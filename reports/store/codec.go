@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 )
 
 // columns is the attempts column list, in the order of values and scan.
@@ -39,7 +39,7 @@ func fromMillis(v sql.NullInt64) time.Time {
 // Booleans are Go bools: SQLite binds them as 0/1, PostgreSQL as boolean.
 
 // values returns a's column values in the order of columns.
-func values(a *probe.Attempt, now time.Time) ([]any, error) {
+func values(a *attempt.Attempt, now time.Time) ([]any, error) {
 	verdicts, err := json.Marshal(a.Verdicts)
 	if err != nil {
 		return nil, fmt.Errorf("encode verdicts: %w", err)
@@ -60,9 +60,9 @@ type scanner interface{ Scan(dest ...any) error }
 // scanAttempt reads one row selected with columns. The verdicts JSON is
 // the source of truth for Verdicts (it keeps fields added after the
 // summary columns); the columns exist for queries.
-func scanAttempt(sc scanner) (*probe.Attempt, error) {
+func scanAttempt(sc scanner) (*attempt.Attempt, error) {
 	var (
-		a                                                 probe.Attempt
+		a                                                 attempt.Attempt
 		outcome, verdicts                                 string
 		trusted                                           bool
 		latencySLO, createdAt, updatedAt                  int64
@@ -83,7 +83,7 @@ func scanAttempt(sc scanner) (*probe.Attempt, error) {
 	a.CreatedAt = time.UnixMilli(createdAt).UTC()
 	a.Deadline = fromMillis(deadline)
 	a.LatencySLO = time.Duration(latencySLO) * time.Millisecond
-	a.Outcome = probe.Outcome(outcome)
+	a.Outcome = attempt.Outcome(outcome)
 	a.SubmittedAt = fromMillis(submitted)
 	a.SeenAt = fromMillis(seen)
 	a.InternalDate = fromMillis(internalDate)
@@ -96,7 +96,7 @@ func scanAttempt(sc scanner) (*probe.Attempt, error) {
 
 // listQuery builds the SELECT of List for f; ph(n) is the n-th (from 1)
 // placeholder of the dialect.
-func listQuery(f probe.Filter, ph func(n int) string) (string, []any, error) {
+func listQuery(f attempt.Filter, ph func(n int) string) (string, []any, error) {
 	if f.Limit < 0 {
 		return "", nil, fmt.Errorf("negative limit %d", f.Limit)
 	}
@@ -138,9 +138,10 @@ func listQuery(f probe.Filter, ph func(n int) string) (string, []any, error) {
 	return q, args, nil
 }
 
-// pendingQuery selects the attempts not decided yet; "" counts as pending.
+// pendingQuery selects the attempts not decided yet (outcome pending or
+// ""); its one argument is attempt.OutcomePending.
 const pendingQuery = `SELECT ` + columns + ` FROM attempts
-	WHERE outcome IN ('pending', '') ORDER BY created_at, id`
+	WHERE outcome IN (%s, '') ORDER BY created_at, id`
 
 // attemptRows is what database/sql's and pgx's result sets have in common.
 type attemptRows interface {
@@ -150,8 +151,8 @@ type attemptRows interface {
 }
 
 // collectAttempts reads every row of a query selecting columns.
-func collectAttempts(op string, rows attemptRows) ([]*probe.Attempt, error) {
-	var out []*probe.Attempt
+func collectAttempts(op string, rows attemptRows) ([]*attempt.Attempt, error) {
+	var out []*attempt.Attempt
 	for rows.Next() {
 		a, err := scanAttempt(rows)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 )
 
 const (
@@ -22,7 +22,7 @@ const (
 
 // crashAttempt is attempt i as the crash child writes it; big headers now
 // and then so transactions span several pages.
-func crashAttempt(i int, final bool) *probe.Attempt {
+func crashAttempt(i int, final bool) *attempt.Attempt {
 	a := newAttempt(i)
 	if final {
 		finish(a, i)
@@ -130,7 +130,7 @@ func TestCrashSafety(t *testing.T) {
 			}
 		}
 		// Nothing torn either: every stored row is one of the two versions.
-		all, err := s.List(ctx, probe.Filter{})
+		all, err := s.List(ctx, attempt.Filter{})
 		if err != nil {
 			t.Fatal(err)
 		}

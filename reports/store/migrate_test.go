@@ -9,9 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	_ "modernc.org/sqlite"
-
-	"github.com/otpprobe/otpprobe/probe"
 )
 
 // openRaw opens a database file the way OpenSQLite's writer does, without
@@ -81,7 +80,7 @@ func TestMigrateFromEveryOlderVersion(t *testing.T) {
 func TestMigrateNextVersion(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTest(t)
-	var want []*probe.Attempt
+	var want []*attempt.Attempt
 	for i := range 20 {
 		a := newAttempt(i)
 		finish(a, i)

@@ -11,11 +11,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 )
 
-// Postgres is a probe.Store in PostgreSQL, for several agents sharing one
+// Postgres is an attempt.Store in PostgreSQL, for several agents sharing one
 // history. It has the schema and semantics of SQLite (times as bigint UTC
 // Unix milliseconds), with boolean and jsonb types.
 type Postgres struct {
@@ -25,7 +24,7 @@ type Postgres struct {
 	now    func() time.Time
 }
 
-var _ probe.Store = (*Postgres)(nil)
+var _ attempt.Store = (*Postgres)(nil)
 
 // pgMigration is one step of the PostgreSQL schema; like SQLite's, a
 // shipped one is never edited.
@@ -179,7 +178,7 @@ func (p *Postgres) Close() error {
 }
 
 // Create inserts a new attempt.
-func (p *Postgres) Create(ctx context.Context, a *probe.Attempt) error {
+func (p *Postgres) Create(ctx context.Context, a *attempt.Attempt) error {
 	if err := checkAttempt(a); err != nil {
 		return fmt.Errorf("store: create attempt: %w", err)
 	}
@@ -198,7 +197,7 @@ func (p *Postgres) Create(ctx context.Context, a *probe.Attempt) error {
 }
 
 // Update replaces the stored attempt with a's ID.
-func (p *Postgres) Update(ctx context.Context, a *probe.Attempt) error {
+func (p *Postgres) Update(ctx context.Context, a *attempt.Attempt) error {
 	if err := checkAttempt(a); err != nil {
 		return fmt.Errorf("store: update attempt: %w", err)
 	}
@@ -211,16 +210,16 @@ func (p *Postgres) Update(ctx context.Context, a *probe.Attempt) error {
 		return fmt.Errorf("store: update attempt %q: %w", a.ID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store: update attempt %q: %w", a.ID, probe.ErrNotFound)
+		return fmt.Errorf("store: update attempt %q: %w", a.ID, attempt.ErrNotFound)
 	}
 	return nil
 }
 
 // Get returns the attempt with the given ID.
-func (p *Postgres) Get(ctx context.Context, id string) (*probe.Attempt, error) {
+func (p *Postgres) Get(ctx context.Context, id string) (*attempt.Attempt, error) {
 	a, err := scanAttempt(p.pool.QueryRow(ctx, `SELECT `+columns+` FROM attempts WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("store: get attempt %q: %w", id, probe.ErrNotFound)
+		return nil, fmt.Errorf("store: get attempt %q: %w", id, attempt.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: get attempt %q: %w", id, err)
@@ -229,12 +228,12 @@ func (p *Postgres) Get(ctx context.Context, id string) (*probe.Attempt, error) {
 }
 
 // Pending returns every attempt whose outcome is not final, oldest first.
-func (p *Postgres) Pending(ctx context.Context) ([]*probe.Attempt, error) {
-	return p.query(ctx, "pending", pendingQuery)
+func (p *Postgres) Pending(ctx context.Context) ([]*attempt.Attempt, error) {
+	return p.query(ctx, "pending", fmt.Sprintf(pendingQuery, "$1"), string(attempt.OutcomePending))
 }
 
 // List returns the attempts matching f, oldest first, like SQLite.List.
-func (p *Postgres) List(ctx context.Context, f probe.Filter) ([]*probe.Attempt, error) {
+func (p *Postgres) List(ctx context.Context, f attempt.Filter) ([]*attempt.Attempt, error) {
 	q, args, err := listQuery(f, func(n int) string { return "$" + strconv.Itoa(n) })
 	if err != nil {
 		return nil, fmt.Errorf("store: list attempts: %w", err)
@@ -242,7 +241,7 @@ func (p *Postgres) List(ctx context.Context, f probe.Filter) ([]*probe.Attempt, 
 	return p.query(ctx, "list", q, args...)
 }
 
-func (p *Postgres) query(ctx context.Context, op, q string, args ...any) ([]*probe.Attempt, error) {
+func (p *Postgres) query(ctx context.Context, op, q string, args ...any) ([]*attempt.Attempt, error) {
 	rows, err := p.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s attempts: %w", op, err)

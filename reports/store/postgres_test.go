@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 )
 
 // postgresURLEnv names the server the PostgreSQL tests use; they skip without
@@ -56,7 +55,7 @@ func TestPostgres(t *testing.T) {
 	if os.Getenv(postgresURLEnv) == "" {
 		t.Skip(postgresURLEnv + " is not set")
 	}
-	runConformance(t, func(t *testing.T) probe.Store { return openPostgresTest(t) })
+	runConformance(t, func(t *testing.T) attempt.Store { return openPostgresTest(t) })
 }
 
 func TestPostgresMigrate(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package store keeps probe attempts: probe.Store on SQLite (the default,
+// Package store keeps probe attempts: attempt.Store on SQLite (the default,
 // one file, pure Go) and on PostgreSQL (several agents, one history).
 // Both share one schema history: append-only migrations recorded in
 // schema_migrations, to which later tables (route state, alert outbox, DNS
@@ -24,16 +24,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
-
-	"github.com/otpprobe/otpprobe/probe"
 )
 
 // ErrDuplicate is returned by Create for an ID that is already stored.
 var ErrDuplicate = errors.New("attempt ID already exists")
 
-// SQLite is a probe.Store in one SQLite file in WAL mode. Writes go through
+// SQLite is an attempt.Store in one SQLite file in WAL mode. Writes go through
 // a single connection (SQLite has one writer anyway, and this way they
 // queue in Go instead of spinning on SQLITE_BUSY); reads use a pool of
 // read-only connections that WAL lets run beside the writer.
@@ -45,7 +44,7 @@ type SQLite struct {
 	now    func() time.Time
 }
 
-var _ probe.Store = (*SQLite)(nil)
+var _ attempt.Store = (*SQLite)(nil)
 
 // busyTimeout bounds how long a statement waits for another process's
 // write lock (e.g. `otpprobe once` beside a running daemon).
@@ -148,7 +147,7 @@ func (s *SQLite) Close() error {
 }
 
 // Create inserts a new attempt.
-func (s *SQLite) Create(ctx context.Context, a *probe.Attempt) error {
+func (s *SQLite) Create(ctx context.Context, a *attempt.Attempt) error {
 	if err := checkAttempt(a); err != nil {
 		return fmt.Errorf("store: create attempt: %w", err)
 	}
@@ -166,7 +165,7 @@ func (s *SQLite) Create(ctx context.Context, a *probe.Attempt) error {
 }
 
 // Update replaces the stored attempt with a's ID.
-func (s *SQLite) Update(ctx context.Context, a *probe.Attempt) error {
+func (s *SQLite) Update(ctx context.Context, a *attempt.Attempt) error {
 	if err := checkAttempt(a); err != nil {
 		return fmt.Errorf("store: update attempt: %w", err)
 	}
@@ -183,16 +182,16 @@ func (s *SQLite) Update(ctx context.Context, a *probe.Attempt) error {
 		return fmt.Errorf("store: update attempt %q: %w", a.ID, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store: update attempt %q: %w", a.ID, probe.ErrNotFound)
+		return fmt.Errorf("store: update attempt %q: %w", a.ID, attempt.ErrNotFound)
 	}
 	return nil
 }
 
 // Get returns the attempt with the given ID.
-func (s *SQLite) Get(ctx context.Context, id string) (*probe.Attempt, error) {
+func (s *SQLite) Get(ctx context.Context, id string) (*attempt.Attempt, error) {
 	a, err := scanAttempt(s.get.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: get attempt %q: %w", id, probe.ErrNotFound)
+		return nil, fmt.Errorf("store: get attempt %q: %w", id, attempt.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: get attempt %q: %w", id, err)
@@ -201,14 +200,14 @@ func (s *SQLite) Get(ctx context.Context, id string) (*probe.Attempt, error) {
 }
 
 // Pending returns every attempt whose outcome is not final, oldest first.
-func (s *SQLite) Pending(ctx context.Context) ([]*probe.Attempt, error) {
-	return s.query(ctx, "pending", pendingQuery)
+func (s *SQLite) Pending(ctx context.Context) ([]*attempt.Attempt, error) {
+	return s.query(ctx, "pending", fmt.Sprintf(pendingQuery, "?"), string(attempt.OutcomePending))
 }
 
 // List returns the attempts matching f, oldest first (by CreatedAt, then
 // ID); with f.Limit, the oldest f.Limit of them. f.From and f.To count at
 // millisecond resolution, like the stored times.
-func (s *SQLite) List(ctx context.Context, f probe.Filter) ([]*probe.Attempt, error) {
+func (s *SQLite) List(ctx context.Context, f attempt.Filter) ([]*attempt.Attempt, error) {
 	q, args, err := listQuery(f, func(int) string { return "?" })
 	if err != nil {
 		return nil, fmt.Errorf("store: list attempts: %w", err)
@@ -216,7 +215,7 @@ func (s *SQLite) List(ctx context.Context, f probe.Filter) ([]*probe.Attempt, er
 	return s.query(ctx, "list", q, args...)
 }
 
-func (s *SQLite) query(ctx context.Context, op, q string, args ...any) ([]*probe.Attempt, error) {
+func (s *SQLite) query(ctx context.Context, op, q string, args ...any) ([]*attempt.Attempt, error) {
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s attempts: %w", op, err)
@@ -226,7 +225,7 @@ func (s *SQLite) query(ctx context.Context, op, q string, args ...any) ([]*probe
 }
 
 // checkAttempt rejects what the schema cannot hold meaningfully.
-func checkAttempt(a *probe.Attempt) error {
+func checkAttempt(a *attempt.Attempt) error {
 	switch {
 	case a == nil:
 		return errors.New("attempt is nil")

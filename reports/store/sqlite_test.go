@@ -9,11 +9,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 )
 
 func TestSQLite(t *testing.T) {
-	runConformance(t, func(t *testing.T) probe.Store {
+	runConformance(t, func(t *testing.T) attempt.Store {
 		s, _ := openTest(t)
 		return s
 	})
@@ -158,7 +158,7 @@ func TestTwoOpeners(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range []*SQLite{a, b} {
-		all, err := s.List(ctx, probe.Filter{})
+		all, err := s.List(ctx, attempt.Filter{})
 		if err != nil || len(all) != 2*per {
 			t.Fatalf("listed %d (%v), want %d", len(all), err, 2*per)
 		}

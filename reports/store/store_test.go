@@ -10,14 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/verify"
 )
 
-// runConformance runs the behaviour every probe.Store must have against
+// runConformance runs the behaviour every attempt.Store must have against
 // stores made by open, each test on an empty one.
-func runConformance(t *testing.T, open func(t *testing.T) probe.Store) {
-	for name, test := range map[string]func(*testing.T, probe.Store){
+func runConformance(t *testing.T, open func(t *testing.T) attempt.Store) {
+	for name, test := range map[string]func(*testing.T, attempt.Store){
 		"RoundTrip":      testRoundTrip,
 		"Errors":         testErrors,
 		"ListAndPending": testListAndPending,
@@ -36,9 +36,9 @@ var (
 
 // newAttempt is attempt i as the engine stores it before sending:
 // deterministic, so a reader can tell what it must look like.
-func newAttempt(i int) *probe.Attempt {
+func newAttempt(i int) *attempt.Attempt {
 	mb := testMailboxes[i%len(testMailboxes)]
-	return &probe.Attempt{
+	return &attempt.Attempt{
 		ID:         fmt.Sprintf("0193a6f2-%04x-7000-8000-%012x", i%0x10000, i),
 		Probe:      testProbes[i%len(testProbes)],
 		Sender:     testSenders[i%len(testSenders)],
@@ -50,36 +50,36 @@ func newAttempt(i int) *probe.Attempt {
 		CreatedAt:  testBase.Add(time.Duration(i) * 1500 * time.Millisecond),
 		Deadline:   testBase.Add(time.Duration(i)*1500*time.Millisecond + 10*time.Minute),
 		LatencySLO: 60 * time.Second,
-		Outcome:    probe.OutcomePending,
+		Outcome:    attempt.OutcomePending,
 	}
 }
 
-var finalOutcomes = []probe.Outcome{probe.OutcomeInbox, probe.OutcomeSpam, probe.OutcomeLost, probe.OutcomeSendFailed, probe.OutcomeBounced}
+var finalOutcomes = []attempt.Outcome{attempt.OutcomeInbox, attempt.OutcomeSpam, attempt.OutcomeLost, attempt.OutcomeSendFailed, attempt.OutcomeBounced}
 
 // finish fills what the engine learns after the send.
-func finish(a *probe.Attempt, i int) {
+func finish(a *attempt.Attempt, i int) {
 	a.Outcome = finalOutcomes[i%len(finalOutcomes)]
 	a.SubmittedAt = a.CreatedAt.Add(850*time.Millisecond + 3*time.Microsecond)
-	a.SMTP = probe.SMTPResult{Code: 250, Enhanced: "2.0.0", Reply: fmt.Sprintf("OK queued as Q%d", i)}
+	a.SMTP = attempt.SMTPResult{Code: 250, Enhanced: "2.0.0", Reply: fmt.Sprintf("OK queued as Q%d", i)}
 	a.Transcript = "C: EHLO probe\r\nS: 250-mx\r\nC: AUTH PLAIN [redacted]\r\n"
 	a.Diagnosis = "ok"
 	a.Detail = `{"dsn":null}`
 	switch a.Outcome {
-	case probe.OutcomeInbox, probe.OutcomeSpam:
-		a.Folder = map[probe.Outcome]string{probe.OutcomeInbox: "INBOX", probe.OutcomeSpam: "[Gmail]/Spam"}[a.Outcome]
+	case attempt.OutcomeInbox, attempt.OutcomeSpam:
+		a.Folder = map[attempt.Outcome]string{attempt.OutcomeInbox: "INBOX", attempt.OutcomeSpam: "[Gmail]/Spam"}[a.Outcome]
 		a.SeenAt = a.SubmittedAt.Add(time.Duration(i%90) * time.Second)
 		a.Late = i%90 > 60
 		a.InternalDate = a.SeenAt.Add(-time.Second).Truncate(time.Second)
 		a.ReceivedAt = a.SeenAt.Add(-400 * time.Millisecond)
 		a.Header = "Authentication-Results: mx.google.com;\r\n spf=pass smtp.mailfrom=example.com\r\nSubject: Your code tok\r\n"
 		a.Verdicts = verify.Verdicts{Trusted: true, AuthservID: "mx.google.com", SPF: "pass", DKIM: "pass", DMARC: "pass", ARC: "none"}
-	case probe.OutcomeSendFailed:
-		a.SMTP = probe.SMTPResult{Stage: "rcpt", Code: 550, Enhanced: "5.7.1", Reply: "relay denied"}
+	case attempt.OutcomeSendFailed:
+		a.SMTP = attempt.SMTPResult{Stage: "rcpt", Code: 550, Enhanced: "5.7.1", Reply: "relay denied"}
 	}
 }
 
 // stored is what a round trip through the store must return for a.
-func stored(a *probe.Attempt) *probe.Attempt {
+func stored(a *attempt.Attempt) *attempt.Attempt {
 	c := *a
 	for _, t := range []*time.Time{&c.CreatedAt, &c.Deadline, &c.SubmittedAt, &c.SeenAt, &c.InternalDate, &c.ReceivedAt} {
 		if !t.IsZero() {
@@ -90,14 +90,14 @@ func stored(a *probe.Attempt) *probe.Attempt {
 	return &c
 }
 
-func mustEqual(t *testing.T, got, want *probe.Attempt) {
+func mustEqual(t *testing.T, got, want *attempt.Attempt) {
 	t.Helper()
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("attempt %s differs:\n got %+v\nwant %+v", want.ID, got, want)
 	}
 }
 
-func testRoundTrip(t *testing.T, s probe.Store) {
+func testRoundTrip(t *testing.T, s attempt.Store) {
 	ctx := context.Background()
 
 	a := newAttempt(1)
@@ -132,7 +132,7 @@ func testRoundTrip(t *testing.T, s probe.Store) {
 	}
 }
 
-func testErrors(t *testing.T, s probe.Store) {
+func testErrors(t *testing.T, s attempt.Store) {
 	ctx := context.Background()
 	a := newAttempt(7)
 	if err := s.Create(ctx, a); err != nil {
@@ -143,17 +143,17 @@ func testErrors(t *testing.T, s probe.Store) {
 	if !errors.Is(err, ErrDuplicate) || !strings.Contains(err.Error(), a.ID) {
 		t.Errorf("duplicate Create: %v, want ErrDuplicate naming the ID", err)
 	}
-	if err := s.Update(ctx, newAttempt(8)); !errors.Is(err, probe.ErrNotFound) {
+	if err := s.Update(ctx, newAttempt(8)); !errors.Is(err, attempt.ErrNotFound) {
 		t.Errorf("Update of an unknown ID: %v, want ErrNotFound", err)
 	}
-	if _, err := s.Get(ctx, "nope"); !errors.Is(err, probe.ErrNotFound) {
+	if _, err := s.Get(ctx, "nope"); !errors.Is(err, attempt.ErrNotFound) {
 		t.Errorf("Get of an unknown ID: %v, want ErrNotFound", err)
 	}
 	noID := newAttempt(9)
 	noID.ID = ""
 	noTime := newAttempt(10)
 	noTime.CreatedAt = time.Time{}
-	for name, bad := range map[string]*probe.Attempt{"attempt is nil": nil, "ID is empty": noID, "CreatedAt is zero": noTime} {
+	for name, bad := range map[string]*attempt.Attempt{"attempt is nil": nil, "ID is empty": noID, "CreatedAt is zero": noTime} {
 		if err := s.Create(ctx, bad); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("Create: %v, want an error saying %q", err, name)
 		}
@@ -161,7 +161,7 @@ func testErrors(t *testing.T, s probe.Store) {
 			t.Errorf("Update: %v, want an error saying %q", err, name)
 		}
 	}
-	if _, err := s.List(ctx, probe.Filter{Limit: -1}); err == nil {
+	if _, err := s.List(ctx, attempt.Filter{Limit: -1}); err == nil {
 		t.Error("List with a negative limit succeeded")
 	}
 	canceled, cancel := context.WithCancel(ctx)
@@ -169,10 +169,10 @@ func testErrors(t *testing.T, s probe.Store) {
 	if err := s.Create(canceled, newAttempt(11)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Create with a canceled context: %v", err)
 	}
-	if _, err := s.List(canceled, probe.Filter{}); !errors.Is(err, context.Canceled) {
+	if _, err := s.List(canceled, attempt.Filter{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("List with a canceled context: %v", err)
 	}
-	if _, err := s.Get(ctx, newAttempt(11).ID); !errors.Is(err, probe.ErrNotFound) {
+	if _, err := s.Get(ctx, newAttempt(11).ID); !errors.Is(err, attempt.ErrNotFound) {
 		t.Errorf("the canceled Create stored something: %v", err)
 	}
 	// The original is untouched by the failed duplicate.
@@ -183,10 +183,10 @@ func testErrors(t *testing.T, s probe.Store) {
 	mustEqual(t, got, stored(a))
 }
 
-func testListAndPending(t *testing.T, s probe.Store) {
+func testListAndPending(t *testing.T, s attempt.Store) {
 	ctx := context.Background()
 	const n = 300
-	var all []*probe.Attempt
+	var all []*attempt.Attempt
 	// Created out of order, so ordering comes from the query.
 	for _, i := range scrambled(n) {
 		a := newAttempt(i)
@@ -206,7 +206,7 @@ func testListAndPending(t *testing.T, s probe.Store) {
 	}
 
 	at := func(i int) time.Time { return newAttempt(i).CreatedAt }
-	filters := []probe.Filter{
+	filters := []attempt.Filter{
 		{},
 		{Limit: 10},
 		{From: at(100)},
@@ -216,16 +216,16 @@ func testListAndPending(t *testing.T, s probe.Store) {
 		{Probe: "otp"},
 		{Sender: "backup"},
 		{Mailbox: "yahoo-1"},
-		{Outcome: probe.OutcomeSpam},
-		{Outcome: probe.OutcomePending},
-		{Sender: "m365", Mailbox: "gmail-1", Outcome: probe.OutcomeInbox},
+		{Outcome: attempt.OutcomeSpam},
+		{Outcome: attempt.OutcomePending},
+		{Sender: "m365", Mailbox: "gmail-1", Outcome: attempt.OutcomeInbox},
 		{Probe: "marketing", Sender: "ses", From: at(20), To: at(250), Limit: 5},
 		{Sender: "nobody"},
 	}
 	for _, f := range filters {
 		// Bounds count at millisecond resolution, like stored times.
 		from, to := f.From.Truncate(time.Millisecond), f.To.Truncate(time.Millisecond)
-		var want []*probe.Attempt
+		var want []*attempt.Attempt
 		for _, a := range all {
 			if (from.IsZero() || !a.CreatedAt.Before(from)) && (to.IsZero() || a.CreatedAt.Before(to)) &&
 				(f.Probe == "" || a.Probe == f.Probe) && (f.Sender == "" || a.Sender == f.Sender) &&
@@ -249,7 +249,7 @@ func testListAndPending(t *testing.T, s probe.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wantPending []*probe.Attempt
+	var wantPending []*attempt.Attempt
 	for _, a := range all {
 		if !a.Outcome.Final() {
 			wantPending = append(wantPending, a)
@@ -285,7 +285,7 @@ func scrambled(n int) []int {
 	return out
 }
 
-func ids(as []*probe.Attempt) []string {
+func ids(as []*attempt.Attempt) []string {
 	out := make([]string, len(as))
 	for i, a := range as {
 		out[i] = a.ID[len(a.ID)-4:]
@@ -294,7 +294,7 @@ func ids(as []*probe.Attempt) []string {
 }
 
 // TestConcurrent runs writers and readers at once; run it under -race.
-func testConcurrent(t *testing.T, s probe.Store) {
+func testConcurrent(t *testing.T, s attempt.Store) {
 	ctx := context.Background()
 	const writers, perWriter, readers = 8, 40, 4
 
@@ -330,12 +330,12 @@ func testConcurrent(t *testing.T, s probe.Store) {
 				var err error
 				switch r % 3 {
 				case 0:
-					_, err = s.List(ctx, probe.Filter{Sender: "m365"})
+					_, err = s.List(ctx, attempt.Filter{Sender: "m365"})
 				case 1:
 					_, err = s.Pending(ctx)
 				default:
 					_, err = s.Get(ctx, newAttempt(r).ID)
-					if errors.Is(err, probe.ErrNotFound) {
+					if errors.Is(err, attempt.ErrNotFound) {
 						err = nil
 					}
 				}
@@ -354,7 +354,7 @@ func testConcurrent(t *testing.T, s probe.Store) {
 		t.Fatal(err)
 	}
 
-	all, err := s.List(ctx, probe.Filter{})
+	all, err := s.List(ctx, attempt.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/otpprobe/otpprobe/attempt"
 )
 
 // TallyFilter selects the decided attempts an SLI counts.
@@ -19,10 +21,10 @@ type TallyFilter struct {
 // within f.Latency of their submission (good), in one indexed query rather
 // than by reading the attempts.
 func (s *SQLite) Tally(ctx context.Context, f TallyFilter) (good, total int64, err error) {
-	q := `SELECT count(*), coalesce(sum(outcome = 'inbox' AND seen_at IS NOT NULL AND submitted_at IS NOT NULL
+	q := `SELECT count(*), coalesce(sum(outcome = ? AND seen_at IS NOT NULL AND submitted_at IS NOT NULL
 		AND seen_at - submitted_at <= ?), 0) FROM attempts
-		WHERE created_at >= ? AND created_at < ? AND outcome != 'pending'`
-	args := []any{f.Latency.Milliseconds(), f.From.UnixMilli(), f.To.UnixMilli()}
+		WHERE created_at >= ? AND created_at < ? AND outcome != ?`
+	args := []any{string(attempt.OutcomeInbox), f.Latency.Milliseconds(), f.From.UnixMilli(), f.To.UnixMilli(), string(attempt.OutcomePending)}
 	if f.Sender != "" {
 		q += ` AND sender = ?`
 		args = append(args, f.Sender)

@@ -19,44 +19,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/verify"
 	"github.com/otpprobe/otpprobe/verify/dnscheck"
 )
 
-// Outcomes, as the engine names them.
-const (
-	OutcomeInbox      = "inbox"
-	OutcomeSpam       = "spam"
-	OutcomeBounced    = "bounced"
-	OutcomeSendFailed = "send_failed"
-	OutcomeLost       = "lost"
-)
-
-// Evidence is what is known about one decided attempt.
+// Evidence is what is known about one decided attempt: the attempt as the
+// engine decided it, and what the DNS watcher adds to it.
 type Evidence struct {
-	Outcome  string
-	Late     bool
-	Sender   string // config name, for the sentence
-	Mailbox  string // config name
-	Provider string
+	*attempt.Attempt
 
-	SubmittedAt time.Time // final 250 after DATA; zero when never accepted
-	SeenAt      time.Time // the watcher saw it
-	ReceivedAt  time.Time // the provider's topmost Received timestamp (1 s resolution)
-	LatencySLO  time.Duration
-	Deadline    time.Duration // from creation to lost
-
-	// The submission: stage ("" on success), reply code, enhanced code and
-	// reply text (on failure the error, which names the server).
-	SMTPStage    string
-	SMTPCode     int
-	SMTPEnhanced string
-	SMTPReply    string
-
-	Verdicts verify.Verdicts
-	// Header is the canary's header block as fetched: the DKIM-Signature
-	// selectors and the Received chain come from it.
-	Header string
 	// KnownSource and KnownSigners stand in for the header of a canary
 	// that never arrived: the address and selectors earlier canaries of
 	// the same sender came from and were signed with.
@@ -76,7 +48,7 @@ type Evidence struct {
 // Healthy reports whether the attempt needs no diagnosis: in the inbox,
 // in time, and no SPF/DKIM/DMARC verdict other than pass.
 func Healthy(e Evidence) bool {
-	return e.Outcome == OutcomeInbox && !e.Late && !AuthFailing(e)
+	return e.Outcome == attempt.OutcomeInbox && !e.Late && !AuthFailing(e)
 }
 
 // AuthFailing reports whether any of the SPF, DKIM and DMARC verdicts is
@@ -113,17 +85,17 @@ func Diagnose(e Evidence) string {
 		return ""
 	}
 	switch e.Outcome {
-	case OutcomeSendFailed:
+	case attempt.OutcomeSendFailed:
 		return sendFailure(e)
-	case OutcomeLost:
+	case attempt.OutcomeLost:
 		return lost(e)
-	case OutcomeBounced:
+	case attempt.OutcomeBounced:
 		return bounced(e)
 	}
 	if s := authFailure(e); s != "" {
 		return s
 	}
-	if e.Outcome == OutcomeSpam {
+	if e.Outcome == attempt.OutcomeSpam {
 		return spam(e)
 	}
 	if e.Late {
@@ -134,10 +106,10 @@ func Diagnose(e Evidence) string {
 
 // sendFailure explains a submission the sender's server did not accept.
 func sendFailure(e Evidence) string {
-	reply := oneLine(e.SMTPReply)
-	code := codeText(e.SMTPCode, e.SMTPEnhanced)
+	reply := oneLine(e.SMTP.Reply)
+	code := codeText(e.SMTP.Code, e.SMTP.Enhanced)
 	lower := strings.ToLower(reply)
-	switch e.SMTPStage {
+	switch e.SMTP.Stage {
 	case "dial":
 		switch {
 		case strings.Contains(lower, "refused"):
@@ -149,7 +121,7 @@ func sendFailure(e Evidence) string {
 		}
 		return fmt.Sprintf("The submission server of %s could not be reached (%s).", e.Sender, reply)
 	case "greeting", "ehlo", "helo":
-		return fmt.Sprintf("The submission server of %s is not taking mail: it answered %s at %s and hung up (%s).", e.Sender, code, e.SMTPStage, reply)
+		return fmt.Sprintf("The submission server of %s is not taking mail: it answered %s at %s and hung up (%s).", e.Sender, code, e.SMTP.Stage, reply)
 	case "tls", "starttls":
 		return fmt.Sprintf("TLS with the submission server of %s failed (%s).", e.Sender, reply)
 	case "auth":
@@ -160,13 +132,13 @@ func sendFailure(e Evidence) string {
 		return fmt.Sprintf("The canary could not be composed (%s).", reply)
 	}
 	verb := "rejected"
-	if e.SMTPCode >= 400 && e.SMTPCode < 500 {
+	if e.SMTP.Code >= 400 && e.SMTP.Code < 500 {
 		verb = "deferred"
 	}
-	if e.SMTPStage == "" {
+	if e.SMTP.Stage == "" {
 		return fmt.Sprintf("The submission to %s failed (%s).", e.Sender, reply)
 	}
-	return fmt.Sprintf("The submission server of %s %s the message at %s with %s (%s).", e.Sender, verb, strings.ToUpper(e.SMTPStage), code, reply)
+	return fmt.Sprintf("The submission server of %s %s the message at %s with %s (%s).", e.Sender, verb, strings.ToUpper(e.SMTP.Stage), code, reply)
 }
 
 func codeText(code int, enhanced string) string {
@@ -201,11 +173,11 @@ func lost(e Evidence) string {
 		return fmt.Sprintf("The submission to %s was cut off before its reply and the canary never reached %s.", e.Sender, e.Mailbox)
 	}
 	within := ""
-	if e.Deadline > 0 {
-		within = " within " + round(e.Deadline)
+	if e.DeadlineAfter() > 0 {
+		within = " within " + round(e.DeadlineAfter())
 	}
 	return fmt.Sprintf("Accepted by %s (%s) but never delivered: it did not reach %s's inbox or junk folder%s and no bounce came back, so the sender's relay or %s dropped it.",
-		e.Sender, firstWords(e.SMTPReply, 3), e.Mailbox, within, e.Provider)
+		e.Sender, firstWords(e.SMTP.Reply, 3), e.Mailbox, within, e.Provider)
 }
 
 // bounced: a DSN came back. Its diagnostic is the provider's own words;
@@ -213,10 +185,10 @@ func lost(e Evidence) string {
 // that is named as the reason.
 func bounced(e Evidence) string {
 	head := fmt.Sprintf("%s bounced the canary", e.Provider)
-	if e.SMTPCode != 0 || e.SMTPEnhanced != "" {
-		head += " with " + codeText(e.SMTPCode, e.SMTPEnhanced)
+	if e.SMTP.Code != 0 || e.SMTP.Enhanced != "" {
+		head += " with " + codeText(e.SMTP.Code, e.SMTP.Enhanced)
 	}
-	if r := oneLine(e.SMTPReply); r != "" {
+	if r := oneLine(e.SMTP.Reply); r != "" {
 		head += " (" + r + ")"
 	}
 	if f, ok := brokenForSender(e); ok {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/verify"
 	"github.com/otpprobe/otpprobe/verify/dnscheck"
 )
@@ -66,11 +67,11 @@ var brokenZone = &dnscheck.Report{Domain: "example-bank.test", Findings: []dnsch
 func TestDiagnose(t *testing.T) {
 	t0 := time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC)
 	pass := verify.Verdicts{Trusted: true, SPF: "pass", DKIM: "pass", DMARC: "pass"}
-	delivered := Evidence{Outcome: OutcomeInbox, Sender: "m365", Mailbox: "gmail", Provider: "gmail",
-		SubmittedAt: t0, SeenAt: t0.Add(time.Second), ReceivedAt: t0, LatencySLO: 5 * time.Second,
-		SMTPCode: 250, SMTPReply: "250 2.0.0 Ok: queued as ABC", Verdicts: pass, Header: outlookHeader}
+	delivered := Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeInbox, Sender: "m365", Mailbox: "gmail", Provider: "gmail", SubmittedAt: t0, SeenAt: t0.Add(time.Second), ReceivedAt: t0, LatencySLO: 5 * time.Second, Verdicts: pass, Header: outlookHeader, SMTP: attempt.SMTPResult{Code: 250, Reply: "250 2.0.0 Ok: queued as ABC"}}}
 	with := func(f func(e *Evidence)) Evidence {
 		e := delivered
+		a := *delivered.Attempt // f changes a copy
+		e.Attempt = &a
 		f(&e)
 		return e
 	}
@@ -104,7 +105,7 @@ func TestDiagnose(t *testing.T) {
 		{"no snapshot", with(func(e *Evidence) { e.Verdicts.DKIM = "permerror" }),
 			[]string{"dkim=permerror for selector selector1 of example-bank.test", "no DNS snapshot"}},
 		{"spam with passing auth", with(func(e *Evidence) {
-			e.Outcome = OutcomeSpam
+			e.Outcome = attempt.OutcomeSpam
 			e.Verdicts.Spam = &verify.SpamSignals{Microsoft: &verify.MicrosoftSpam{SFV: "SPM", SCL: ms(6)}}
 		}), []string{"filed the canary as spam (SFV=SPM SCL=6)", "not DNS"}},
 		{"late before the provider took it (greylisting)", with(func(e *Evidence) {
@@ -114,31 +115,24 @@ func TestDiagnose(t *testing.T) {
 			[]string{"accepted it at once", "12s later, held inside the provider"}},
 		{"late without Received time", with(func(e *Evidence) { e.Late, e.ReceivedAt, e.SeenAt = true, time.Time{}, t0.Add(9*time.Second) }),
 			[]string{"Delivered in 9s", "gives no time"}},
-		{"connection refused", Evidence{Outcome: OutcomeSendFailed, Sender: "m365", SMTPStage: "dial",
-			SMTPReply: "smtp dial: dial tcp 127.0.0.11:587: connect: connection refused"},
+		{"connection refused", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeSendFailed, Sender: "m365", SMTP: attempt.SMTPResult{Stage: "dial", Reply: "smtp dial: dial tcp 127.0.0.11:587: connect: connection refused"}}},
 			[]string{"submission server of m365 refused the connection", "127.0.0.11:587"}},
-		{"421 greeting", Evidence{Outcome: OutcomeSendFailed, Sender: "m365", SMTPStage: "greeting", SMTPCode: 421, SMTPEnhanced: "4.3.2",
-			SMTPReply: "smtp greeting: 421 4.3.2 Service not available"}, []string{"not taking mail", "421 4.3.2"}},
-		{"auth", Evidence{Outcome: OutcomeSendFailed, Sender: "m365", SMTPStage: "auth", SMTPCode: 535, SMTPEnhanced: "5.7.139"},
+		{"421 greeting", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeSendFailed, Sender: "m365", SMTP: attempt.SMTPResult{Stage: "greeting", Code: 421, Enhanced: "4.3.2", Reply: "smtp greeting: 421 4.3.2 Service not available"}}}, []string{"not taking mail", "421 4.3.2"}},
+		{"auth", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeSendFailed, Sender: "m365", SMTP: attempt.SMTPResult{Stage: "auth", Code: 535, Enhanced: "5.7.139"}}},
 			[]string{"rejected our credentials with 535 5.7.139"}},
-		{"rcpt deferred", Evidence{Outcome: OutcomeSendFailed, Sender: "backup", SMTPStage: "rcpt", SMTPCode: 451, SMTPEnhanced: "4.7.1", SMTPReply: "try later"},
+		{"rcpt deferred", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeSendFailed, Sender: "backup", SMTP: attempt.SMTPResult{Stage: "rcpt", Code: 451, Enhanced: "4.7.1", Reply: "try later"}}},
 			[]string{"deferred the message at RCPT with 451 4.7.1"}},
-		{"lost, DNS sound", Evidence{Outcome: OutcomeLost, Sender: "backup", Mailbox: "gmail", Provider: "gmail", SubmittedAt: t0,
-			Deadline: 10 * time.Minute, SMTPReply: "250 2.0.0 Ok: queued as ABC", DNS: &dnscheck.Report{}},
+		{"lost, DNS sound", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeLost, Sender: "backup", Mailbox: "gmail", Provider: "gmail", SubmittedAt: t0, CreatedAt: t0, Deadline: t0.Add(10 * time.Minute), SMTP: attempt.SMTPResult{Reply: "250 2.0.0 Ok: queued as ABC"}}, DNS: &dnscheck.Report{}},
 			[]string{"Accepted by backup (250 2.0.0 Ok: …) but never delivered", "within 10m0s", "no bounce"}},
-		{"lost, another address unauthorised", Evidence{Outcome: OutcomeLost, Sender: "backup", Mailbox: "gmail", SubmittedAt: t0,
-			KnownSource: "127.0.0.1", DNS: brokenZone}, []string{"never delivered", "no bounce"}},
-		{"lost, this sender's address unauthorised", Evidence{Outcome: OutcomeLost, Sender: "backup", Mailbox: "gmail", SubmittedAt: t0,
-			KnownSource: "127.0.0.12", DNS: brokenZone}, []string{"most likely rejected under DMARC because 127.0.0.12 is not authorised."}},
-		{"bounced with a DNS cause", Evidence{Outcome: OutcomeBounced, Provider: "gmail", SMTPStage: "bounce", SMTPCode: 550, SMTPEnhanced: "5.7.26",
-			SMTPReply: "smtp; 550 5.7.26 Unauthenticated email is not accepted", KnownSigners: []Signature{{"example-bank.test", "relay2026"}}, DNS: brokenZone},
+		{"lost, another address unauthorised", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeLost, Sender: "backup", Mailbox: "gmail", SubmittedAt: t0}, KnownSource: "127.0.0.1", DNS: brokenZone}, []string{"never delivered", "no bounce"}},
+		{"lost, this sender's address unauthorised", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeLost, Sender: "backup", Mailbox: "gmail", SubmittedAt: t0}, KnownSource: "127.0.0.12", DNS: brokenZone}, []string{"most likely rejected under DMARC because 127.0.0.12 is not authorised."}},
+		{"bounced with a DNS cause", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeBounced, Provider: "gmail", SMTP: attempt.SMTPResult{Stage: "bounce", Code: 550, Enhanced: "5.7.26", Reply: "smtp; 550 5.7.26 Unauthenticated email is not accepted"}}, KnownSigners: []Signature{{"example-bank.test", "relay2026"}}, DNS: brokenZone},
 			[]string{"gmail bounced the canary with 550 5.7.26 (smtp; 550 5.7.26 Unauthenticated", "because relay2026 has no key."}},
-		{"bounced without DNS", Evidence{Outcome: OutcomeBounced, Provider: "yahoo", SMTPCode: 554, SMTPReply: "554 rejected"},
+		{"bounced without DNS", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeBounced, Provider: "yahoo", SMTP: attempt.SMTPResult{Code: 554, Reply: "554 rejected"}}},
 			[]string{"yahoo bounced the canary with 554 (554 rejected)."}},
-		{"multi-line replies stay on one line", Evidence{Outcome: OutcomeSendFailed, Sender: "m365", SMTPStage: "data", SMTPCode: 550, SMTPEnhanced: "5.7.1",
-			SMTPReply: "smtp data: 550 5.7.1 Message rejected\r\n550 5.7.1 see the policy page"},
+		{"multi-line replies stay on one line", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeSendFailed, Sender: "m365", SMTP: attempt.SMTPResult{Stage: "data", Code: 550, Enhanced: "5.7.1", Reply: "smtp data: 550 5.7.1 Message rejected\r\n550 5.7.1 see the policy page"}}},
 			[]string{"rejected the message at DATA with 550 5.7.1 (smtp data: 550 5.7.1 Message rejected 550 5.7.1 see the policy page)."}},
-		{"multi-line bounce", Evidence{Outcome: OutcomeBounced, Provider: "gmail", SMTPCode: 550, SMTPReply: "550-5.7.26 line one\n550 5.7.26 line two"},
+		{"multi-line bounce", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeBounced, Provider: "gmail", SMTP: attempt.SMTPResult{Code: 550, Reply: "550-5.7.26 line one\n550 5.7.26 line two"}}},
 			[]string{"gmail bounced the canary with 550 (550-5.7.26 line one 550 5.7.26 line two)."}},
 	}
 	for _, tc := range tests {

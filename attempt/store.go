@@ -1,9 +1,13 @@
-package probe
+package attempt
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrNotFound is wrapped by Store.Get for an unknown ID.
+var ErrNotFound = errors.New("attempt not found")
 
 // Store keeps attempts. The engine stores every attempt as pending before
 // it sends anything, so a crash between send and receive loses nothing:
@@ -28,6 +32,7 @@ type Filter struct {
 	Probe    string
 	Sender   string
 	Mailbox  string
+	RoundID  string
 	Outcome  Outcome
 	Limit    int // 0: no limit
 }

@@ -1,7 +1,9 @@
-// Package probe is the engine: it schedules probes, composes canaries, sends
-// them over SMTP, watches the seed mailboxes over IMAP, matches arrivals to
-// attempts and decides each attempt's outcome.
-package probe
+// Package attempt is the result model every part of otpprobe shares: one
+// canary's Attempt, its Outcome, the Round of a probe run that created it,
+// and the Store that keeps them. The engine (probe) produces these values;
+// reports and verify/diagnose consume them. It imports nothing of the
+// engine, so readers of results never pull in SMTP, IMAP or cron code.
+package attempt
 
 import (
 	"time"
@@ -9,7 +11,8 @@ import (
 	"github.com/otpprobe/otpprobe/verify"
 )
 
-// Outcome is where an attempt ended.
+// Outcome is where an attempt ended. This is the only place the names are
+// spelled; the store, the API and the JSON output use them as they are.
 type Outcome string
 
 const (
@@ -21,12 +24,28 @@ const (
 	OutcomeLost       Outcome = "lost"        // accepted, not seen before the deadline
 )
 
+// Outcomes lists every final outcome, in the order reports show them.
+var Outcomes = []Outcome{OutcomeInbox, OutcomeSpam, OutcomeBounced, OutcomeLost, OutcomeSendFailed}
+
 // Final reports whether the outcome is decided.
 func (o Outcome) Final() bool { return o != OutcomePending && o != "" }
 
-// SMTPResult is what the submission server said.
+// Delivered reports whether the canary reached the mailbox (inbox or spam).
+func (o Outcome) Delivered() bool { return o == OutcomeInbox || o == OutcomeSpam }
+
+// Stages of SMTPResult that are not a submission command.
+const (
+	// StageBounce: a DSN reported the attempt failed after the submission.
+	StageBounce = "bounce"
+	// StageInterrupted: the prober stopped during the submission and the
+	// canary never arrived.
+	StageInterrupted = "interrupted"
+)
+
+// SMTPResult is what the submission server said (or, for a bounce, what
+// the DSN said).
 type SMTPResult struct {
-	Stage    string `json:"stage"`    // dial, tls, auth, mail, rcpt, data, quit; "" on success
+	Stage    string `json:"stage"`    // dial, tls, auth, mail, rcpt, data, quit, bounce; "" on success
 	Code     int    `json:"code"`     // last SMTP reply code (250 on success)
 	Enhanced string `json:"enhanced"` // e.g. "5.7.1"
 	Reply    string `json:"reply"`    // reply text; on success the queue ID line
@@ -35,6 +54,7 @@ type SMTPResult struct {
 // Attempt is one canary from one sender to one mailbox.
 type Attempt struct {
 	ID         string        // sortable (UUIDv7)
+	RoundID    string        // the Round that created it; "" for attempts stored before rounds had IDs
 	Probe      string        //
 	Sender     string        //
 	Mailbox    string        //
@@ -75,4 +95,22 @@ func (a *Attempt) Latency() time.Duration {
 		return 0
 	}
 	return a.SeenAt.Sub(a.SubmittedAt)
+}
+
+// DeadlineAfter is how long after its creation the attempt counts as lost
+// (0 when no deadline is known).
+func (a *Attempt) DeadlineAfter() time.Duration {
+	if a.Deadline.IsZero() || a.CreatedAt.IsZero() {
+		return 0
+	}
+	return a.Deadline.Sub(a.CreatedAt)
+}
+
+// ProviderKey is the provider an attempt counts for in reports: its
+// provider, or its mailbox for generic ones.
+func (a *Attempt) ProviderKey() string {
+	if a.Provider == "" || a.Provider == "generic" {
+		return a.Mailbox
+	}
+	return a.Provider
 }
