@@ -1,32 +1,30 @@
 package targets
 
 import (
-	"fmt"
 	"time"
+
+	"github.com/otpprobe/otpprobe/targets/objective"
 )
 
-// SLO is a delivery objective, such as "99.5% of attempts in the inbox
-// within 60 s over 28 days". It covers either a route (the attempts of
-// whichever sender was active when they were made) or a sender, optionally
-// narrowed to one provider. A good attempt reached the inbox within Latency.
-type SLO struct {
-	Name      string        `yaml:"name"`
-	Route     string        `yaml:"route"`
-	Sender    string        `yaml:"sender"`
-	Provider  string        `yaml:"provider"`
-	Objective float64       `yaml:"objective"` // percent of good attempts, e.g. 99.5
-	Latency   time.Duration `yaml:"latency"`   // default 60s
-	Window    time.Duration `yaml:"window"`    // default 672h (28 days)
-}
+// SLO is a delivery objective (see package objective).
+type SLO = objective.SLO
 
 // SLO defaults.
 const (
-	DefaultSLOLatency = 60 * time.Second
-	DefaultSLOWindow  = 28 * 24 * time.Hour
+	DefaultSLOLatency = objective.DefaultLatency
+	DefaultSLOWindow  = objective.DefaultWindow
 )
 
-// Target is the objective as a ratio, e.g. 0.995.
-func (s SLO) Target() float64 { return s.Objective / 100 }
+// Objectives are the configured SLOs (reports/slo reads them).
+func (c *Config) Objectives() []objective.SLO { return c.SLOs }
+
+// Primary is the primary sender of route, "" for an unknown route.
+func (c *Config) Primary(route string) string {
+	if r, ok := c.Route(route); ok {
+		return r.Primary
+	}
+	return ""
+}
 
 func (c *Config) checkSLO(i int, senders, seen map[string]int) error {
 	s := &c.SLOs[i]
@@ -80,16 +78,4 @@ func (c *Config) hasProvider(name string) bool {
 		}
 	}
 	return false
-}
-
-// String describes the objective in words.
-func (s SLO) String() string {
-	scope := "route " + s.Route
-	if s.Sender != "" {
-		scope = "sender " + s.Sender
-		if s.Provider != "" {
-			scope += " to " + s.Provider
-		}
-	}
-	return fmt.Sprintf("%s: %g%% of attempts of %s in the inbox within %v over %v", s.Name, s.Objective, scope, s.Latency, s.Window)
 }

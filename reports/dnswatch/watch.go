@@ -131,7 +131,7 @@ func New(cfg *targets.Config, opts Options) (*Watcher, error) {
 			w.sendersB[d] = append(w.sendersB[d], s.Name)
 		}
 	}
-	for _, d := range dnscheck.DomainsFromConfig(cfg) {
+	for _, d := range domainsFromConfig(cfg) {
 		w.add(d)
 	}
 	for _, extra := range cfg.DNSChecks.Domains {

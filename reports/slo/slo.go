@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/otpprobe/otpprobe/reports/store"
-	"github.com/otpprobe/otpprobe/targets"
+	"github.com/otpprobe/otpprobe/targets/objective"
 )
 
 // Store counts attempts and reads route history (reports/store.SQLite).
@@ -95,8 +95,8 @@ type Options struct {
 
 // Evaluator evaluates the config's SLOs.
 type Evaluator struct {
-	slos   []targets.SLO
-	routes map[string]targets.Route
+	slos   []objective.SLO
+	config Config
 	opts   Options
 
 	mu     sync.Mutex
@@ -104,8 +104,16 @@ type Evaluator struct {
 	lastAt time.Time
 }
 
-// New returns an Evaluator for cfg.SLOs.
-func New(cfg *targets.Config, opts Options) *Evaluator {
+// Config is what the evaluator reads of the configuration;
+// *targets.Config has it.
+type Config interface {
+	Objectives() []objective.SLO
+	// Primary is a route's primary sender.
+	Primary(route string) string
+}
+
+// New returns an Evaluator for cfg's objectives.
+func New(cfg Config, opts Options) *Evaluator {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -115,11 +123,7 @@ func New(cfg *targets.Config, opts Options) *Evaluator {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := &Evaluator{slos: cfg.SLOs, routes: map[string]targets.Route{}, opts: opts}
-	for _, r := range cfg.Routes {
-		e.routes[r.Name] = r
-	}
-	return e
+	return &Evaluator{slos: cfg.Objectives(), config: cfg, opts: opts}
 }
 
 // Evaluate returns every SLO's status, from a cache younger than CacheFor.
@@ -155,7 +159,7 @@ func (e *Evaluator) FastBurn(route string) (bool, string) {
 	return false, ""
 }
 
-func (e *Evaluator) evaluate(ctx context.Context, s targets.SLO, now time.Time) (Status, error) {
+func (e *Evaluator) evaluate(ctx context.Context, s objective.SLO, now time.Time) (Status, error) {
 	st := Status{Name: s.Name, Description: s.String(), Route: s.Route, Sender: s.Sender, Provider: s.Provider,
 		Objective: s.Objective, LatencyS: s.Latency.Seconds(), Window: s.Window.String(),
 		BurnRates: map[string]float64{}, EvaluatedAt: now.UTC().Format(time.RFC3339)}
@@ -192,7 +196,7 @@ func (e *Evaluator) evaluate(ctx context.Context, s targets.SLO, now time.Time) 
 
 // tally counts good and total attempts of s created in [from, to). A
 // route's attempts are those of whichever sender was active at the time.
-func (e *Evaluator) tally(ctx context.Context, s targets.SLO, from, to time.Time) (good, total int64, err error) {
+func (e *Evaluator) tally(ctx context.Context, s objective.SLO, from, to time.Time) (good, total int64, err error) {
 	if s.Route == "" {
 		return e.opts.Store.Tally(ctx, store.TallyFilter{From: from, To: to, Sender: s.Sender, Provider: s.Provider, Latency: s.Latency})
 	}
@@ -221,7 +225,7 @@ func (e *Evaluator) activeSpans(ctx context.Context, route string, from, to time
 	if err != nil {
 		return nil, err
 	}
-	current := e.routes[route].Primary
+	current := e.config.Primary(route)
 	if e.opts.Active != nil {
 		if a := e.opts.Active(route); a != "" {
 			current = a

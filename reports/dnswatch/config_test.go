@@ -1,4 +1,4 @@
-package dnscheck
+package dnswatch
 
 import (
 	"net"
@@ -15,7 +15,7 @@ func TestDomainsFromConfig(t *testing.T) {
 		{Name: "other", From: "noreply@Other.test"},
 		{Name: "broken", From: "not an address"},
 	}}
-	ds := DomainsFromConfig(cfg)
+	ds := domainsFromConfig(cfg)
 	if len(ds) != 2 || ds[0].Name != lab.CustomerDomain || ds[1].Name != "other.test" {
 		t.Fatalf("domains = %+v", ds)
 	}
