@@ -44,7 +44,8 @@ func crashChild() int {
 		fmt.Println("error:", err)
 		return 1
 	}
-	as, err := e.Round(ctx, "otp")
+	round, err := e.Round(ctx, "otp")
+	as := round.Attempts
 	if err != nil {
 		fmt.Println("error:", err)
 		return 1

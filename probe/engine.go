@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/targets"
 )
@@ -27,6 +28,10 @@ type Options struct {
 	// published: a DKIM re-check, a DNS diagnosis. They run in order and
 	// may block briefly (they get the engine's context).
 	Enrichers []func(ctx context.Context, a *attempt.Attempt)
+	// RoundStarted is told about each round once its attempts are stored,
+	// before any is sent (the round assembler learns which attempts to
+	// wait for). It must not block.
+	RoundStarted []func(*attempt.Round)
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 	// SweepEvery is how often deadlines are checked (default 1s).
@@ -244,20 +249,28 @@ func (e *Engine) Start(ctx context.Context) error {
 // Start was not called or failed.
 func (e *Engine) Done() <-chan struct{} { return e.done }
 
-// Round runs one round of probe p: an attempt per sender × mailbox, each
-// stored pending before its canary is sent. It returns once every canary was
-// submitted (or failed); outcomes follow as the watchers see mail. When an
-// attempt cannot be created or stored, the round stops there: the attempts
-// already stored are still sent (and decided), and the error is returned
-// with them.
-func (e *Engine) Round(ctx context.Context, probeName string) ([]*attempt.Attempt, error) {
+// Round runs one round of probe p: an attempt per sender × mailbox, all
+// with the round's ID, each stored pending before its canary is sent. It
+// returns once every canary was submitted (or failed); outcomes follow as
+// the watchers see mail. When an attempt cannot be created or stored, the
+// round stops there: the attempts already stored are still sent (and
+// decided), and the error is returned with the round.
+func (e *Engine) Round(ctx context.Context, probeName string) (*attempt.Round, error) {
 	p, ok := findProbe(e.cfg, probeName)
 	if !ok {
 		return nil, fmt.Errorf("unknown probe %q", probeName)
 	}
-	attempts, err := e.createAttempts(ctx, p)
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("round id: %w", err)
+	}
+	r := &attempt.Round{ID: id.String(), Probe: p.Name, StartedAt: e.opts.Now().UTC().Truncate(time.Millisecond)}
+	r.Attempts, err = e.createAttempts(ctx, p, r.ID)
+	for _, started := range e.opts.RoundStarted {
+		started(r)
+	}
 	var wg sync.WaitGroup
-	for _, a := range attempts {
+	for _, a := range r.Attempts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -265,12 +278,12 @@ func (e *Engine) Round(ctx context.Context, probeName string) ([]*attempt.Attemp
 		}()
 	}
 	wg.Wait()
-	return attempts, err
+	return r, err
 }
 
-// createAttempts stores a pending attempt per sender × mailbox of p and
-// makes it live (sending); it stops at the first failure.
-func (e *Engine) createAttempts(ctx context.Context, p targets.Probe) ([]*attempt.Attempt, error) {
+// createAttempts stores a pending attempt of round per sender × mailbox
+// of p and makes it live (sending); it stops at the first failure.
+func (e *Engine) createAttempts(ctx context.Context, p targets.Probe, round string) ([]*attempt.Attempt, error) {
 	var attempts []*attempt.Attempt
 	for _, sname := range p.Senders {
 		s, _ := e.cfg.Sender(sname)
@@ -280,6 +293,7 @@ func (e *Engine) createAttempts(ctx context.Context, p targets.Probe) ([]*attemp
 			if err != nil {
 				return attempts, err
 			}
+			a.RoundID = round
 			if err := e.opts.Store.Create(ctx, a); err != nil {
 				return attempts, fmt.Errorf("store attempt: %w", err)
 			}

@@ -85,13 +85,17 @@ func startEngine(t testing.TB, ctx context.Context, cfg *targets.Config, st atte
 
 func roundAndWait(t testing.TB, ctx context.Context, e *probe.Engine, probeName string) []*attempt.Attempt {
 	t.Helper()
-	as, err := e.Round(ctx, probeName)
+	round, err := e.Round(ctx, probeName)
 	if err != nil {
 		t.Fatal(err)
 	}
+	as := round.Attempts
 	ids := make([]string, len(as))
 	for i, a := range as {
 		ids[i] = a.ID
+		if a.RoundID != round.ID || round.ID == "" {
+			t.Fatalf("attempt %s has round %q, want the round's %q", a.ID, a.RoundID, round.ID)
+		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -147,7 +151,8 @@ func TestEngineResumesAfterStop(t *testing.T) {
 	ctx1, stop1 := context.WithCancel(context.Background())
 	var c1 collector
 	e1 := startEngine(t, ctx1, cfg, st, &c1)
-	as, err := e1.Round(ctx1, "otp")
+	round, err := e1.Round(ctx1, "otp")
+	as := round.Attempts
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +235,8 @@ func TestEngineRoundStoreFailure(t *testing.T) {
 	defer cancel()
 	var c collector
 	e := startEngine(t, ctx, cfg, st, &c)
-	as, err := e.Round(ctx, "otp")
+	round, err := e.Round(ctx, "otp")
+	as := round.Attempts
 	if err == nil || len(as) != 2 {
 		t.Fatalf("Round = %d attempts, %v; want the 2 stored ones and the store's error", len(as), err)
 	}

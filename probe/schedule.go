@@ -22,7 +22,9 @@ type Scheduler struct {
 }
 
 // NewScheduler prepares the schedule; Start runs it. jitter is the largest
-// random delay added to each run so that many agents do not fire in step.
+// random delay added to each run so that many agents do not fire in step;
+// a run is never delayed by more than a tenth of the time to the probe's
+// next run, so it does not run into it.
 func NewScheduler(e *Engine, jitter time.Duration, skipped func(probe string)) (*Scheduler, error) {
 	s := &Scheduler{e: e, jitter: jitter, skipped: skipped}
 	logger := cronLogger{e.log}
@@ -30,7 +32,11 @@ func NewScheduler(e *Engine, jitter time.Duration, skipped func(probe string)) (
 	s.cron = cron.New(cron.WithParser(targets.CronParser), cron.WithLocation(time.UTC), cron.WithLogger(logger),
 		cron.WithChain(cron.Recover(logger)))
 	for _, p := range e.cfg.Probes {
-		if _, err := s.cron.AddJob(p.Schedule, s.job(p.Name)); err != nil {
+		sched, err := p.CronSchedule()
+		if err != nil {
+			return nil, fmt.Errorf("probes (%s).schedule: %w", p.Name, err)
+		}
+		if _, err := s.cron.AddJob(p.Schedule, s.job(p.Name, sched)); err != nil {
 			return nil, fmt.Errorf("probes (%s).schedule: %w", p.Name, err)
 		}
 	}
@@ -39,10 +45,11 @@ func NewScheduler(e *Engine, jitter time.Duration, skipped func(probe string)) (
 
 // job is one probe's run, wrapped in cron's SkipIfStillRunning with a
 // logger that counts the skips for this probe.
-func (s *Scheduler) job(probe string) cron.Job {
+func (s *Scheduler) job(probe string, sched cron.Schedule) cron.Job {
 	run := cron.FuncJob(func() {
 		ctx := s.ctx
-		if s.jitter > 0 && !sleep(ctx, rand.N(s.jitter)) {
+		now := time.Now()
+		if j := min(s.jitter, sched.Next(now).Sub(now)/10); j > 0 && !sleep(ctx, rand.N(j)) {
 			return
 		}
 		if _, err := s.e.Round(ctx, probe); err != nil && ctx.Err() == nil {

@@ -14,6 +14,7 @@ import (
 // strings or zero, never null.
 type AttemptJSON struct {
 	ID          string       `json:"id"`
+	RoundID     string       `json:"round_id"`
 	Probe       string       `json:"probe"`
 	Sender      string       `json:"sender"`
 	Mailbox     string       `json:"mailbox"`
@@ -53,7 +54,7 @@ type VerdictsJSON struct {
 // View returns the public form of a.
 func View(a *attempt.Attempt) AttemptJSON {
 	return AttemptJSON{
-		ID: a.ID, Probe: a.Probe, Sender: a.Sender, Mailbox: a.Mailbox, Provider: a.Provider,
+		ID: a.ID, RoundID: a.RoundID, Probe: a.Probe, Sender: a.Sender, Mailbox: a.Mailbox, Provider: a.Provider,
 		Outcome: string(a.Outcome), Late: a.Late,
 		SubmittedAt: timeJSON(a.SubmittedAt), SeenAt: timeJSON(a.SeenAt),
 		LatencyMS: a.Latency().Milliseconds(), Folder: a.Folder,

@@ -26,6 +26,7 @@ type onceJSON struct {
 	Healthy  bool `json:"healthy"`
 	Attempts []struct {
 		Sender, Mailbox, Outcome, Folder string
+		RoundID                          string `json:"round_id"`
 		Late                             bool
 		SubmittedAt                      string `json:"submitted_at"`
 		SeenAt                           string `json:"seen_at"`
@@ -67,6 +68,9 @@ func TestLabOnceHealthy(t *testing.T) {
 		t.Error("healthy=false")
 	}
 	for _, a := range res.Attempts {
+		if a.RoundID == "" || a.RoundID != res.Attempts[0].RoundID {
+			t.Errorf("%s→%s: round_id %q, want the one round's ID (%q)", a.Sender, a.Mailbox, a.RoundID, res.Attempts[0].RoundID)
+		}
 		v := a.Verdicts
 		if a.Outcome != "inbox" || a.Late || !v.Trusted || v.SPF != "pass" || v.DKIM != "pass" || v.DMARC != "pass" {
 			t.Errorf("%s→%s: %+v", a.Sender, a.Mailbox, a)
@@ -246,12 +250,12 @@ func TestRunServesMetrics(t *testing.T) {
 	if err := p.engine.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	as, err := p.engine.Round(ctx, "otp")
+	round, err := p.engine.Round(ctx, "otp")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ids := []string{}
-	for _, a := range as {
+	for _, a := range round.Attempts {
 		ids = append(ids, a.ID)
 	}
 	wctx, wcancel := context.WithTimeout(ctx, time.Minute)

@@ -86,12 +86,15 @@ func runOnce(ctx context.Context, cfg *targets.Config, o onceOptions, stdout, st
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			as, err := p.engine.Round(ctx, pr.Name)
+			r, err := p.engine.Round(ctx, pr.Name)
 			if err != nil {
 				fmt.Fprintf(stderr, "otpprobe once: probe %s: %v\n", pr.Name, err)
 			}
+			if r == nil {
+				return
+			}
 			mu.Lock()
-			attempts = append(attempts, as...)
+			attempts = append(attempts, r.Attempts...)
 			mu.Unlock()
 		}()
 	}

@@ -58,7 +58,7 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 	}
 	eng, err := probe.New(cfg, probe.Options{
 		Store: st, Logger: logger,
-		Observers: []func(*attempt.Attempt){m.ObserveAttempt, pl.Observe},
+		Observers: []func(*attempt.Attempt){m.ObserveAttempt, pl.Observe}, RoundStarted: []func(*attempt.Round){pl.RoundStarted},
 		// Evidence first (our own DKIM check), then the DNS diagnosis.
 		Enrichers: []func(context.Context, *attempt.Attempt){dkimRecheck(r.LookupTXT), dw.Enrich},
 	})

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/otpprobe/otpprobe/probe"
-	"github.com/otpprobe/otpprobe/reports/rounds"
 	"github.com/otpprobe/otpprobe/targets"
 )
 
@@ -40,7 +39,7 @@ func runDaemon(ctx context.Context, cfg *targets.Config, logger *slog.Logger, st
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitRuntime
 	}
-	sched, err := probe.NewScheduler(p.engine, schedulerJitter(cfg), p.metrics.SkippedRun)
+	sched, err := probe.NewScheduler(p.engine, schedulerJitter, p.metrics.SkippedRun)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitUsage
@@ -79,13 +78,6 @@ func stderrLogger(stderr io.Writer, verbose bool) *slog.Logger {
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// schedulerJitter spreads agents' runs by up to 2s, but by at most a
-// quarter of the shortest probe interval: failover groups attempts into
-// rounds by creation time, and rounds must stay apart.
-func schedulerJitter(cfg *targets.Config) time.Duration {
-	j := 2 * time.Second
-	for _, p := range cfg.Probes {
-		j = min(j, 2*rounds.Window(p)/4)
-	}
-	return j
-}
+// schedulerJitter spreads agents' runs so that they do not all submit in
+// the same second.
+const schedulerJitter = 2 * time.Second

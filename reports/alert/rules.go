@@ -70,7 +70,7 @@ func (r *Rules) senderDown(ctx context.Context, rd rounds.Round) {
 }
 
 func (r *Rules) providerSpam(ctx context.Context, a *attempt.Attempt) {
-	prov := rounds.Provider(a)
+	prov := a.ProviderKey()
 	k := [2]string{a.Sender, prov}
 	labels := map[string]string{"sender": a.Sender, "provider": prov, "severity": "page"}
 	switch a.Outcome {
@@ -92,7 +92,7 @@ func (r *Rules) verdicts(ctx context.Context, a *attempt.Attempt) {
 	if !v.Trusted || (a.Outcome != attempt.OutcomeInbox && a.Outcome != attempt.OutcomeSpam) {
 		return
 	}
-	prov := rounds.Provider(a)
+	prov := a.ProviderKey()
 	for _, mv := range [...]struct{ method, result string }{{"spf", v.SPF}, {"dkim", v.DKIM}, {"dmarc", v.DMARC}} {
 		k := [3]string{a.Sender, prov, mv.method}
 		labels := map[string]string{"sender": a.Sender, "provider": prov, "method": mv.method, "severity": "ticket"}

@@ -151,7 +151,8 @@ func runRound(t *testing.T, ctx context.Context, base *targets.Config, sender st
 	if err := eng.Start(ectx); err != nil {
 		t.Fatal(err)
 	}
-	attempts, err := eng.Round(ectx, cfg.Probes[0].Name)
+	round, err := eng.Round(ectx, cfg.Probes[0].Name)
+	attempts := round.Attempts
 	if err != nil {
 		t.Fatal(err)
 	}

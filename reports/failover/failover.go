@@ -459,7 +459,7 @@ func (f *Failover) Run(ctx context.Context) {
 func missing(r rounds.Round) int {
 	seen := map[string]bool{}
 	for _, a := range r.Attempts {
-		seen[rounds.Provider(a)] = true
+		seen[a.ProviderKey()] = true
 	}
 	return max(len(r.Providers)-len(seen), 0)
 }

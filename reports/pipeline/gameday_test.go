@@ -226,7 +226,7 @@ func (g *gameDay) start() *agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := probe.New(g.cfg, probe.Options{Store: st, Observers: []func(*attempt.Attempt){pl.Observe}})
+	eng, err := probe.New(g.cfg, probe.Options{Store: st, Observers: []func(*attempt.Attempt){pl.Observe}, RoundStarted: []func(*attempt.Round){pl.RoundStarted}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,6 +142,9 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 // Observe is the engine observer: probe.Options.Observers.
 func (p *Pipeline) Observe(a *attempt.Attempt) { p.Rounds.Observe(a) }
 
+// RoundStarted is the engine's round hook: probe.Options.RoundStarted.
+func (p *Pipeline) RoundStarted(r *attempt.Round) { p.Rounds.Begin(r) }
+
 func (p *Pipeline) transitioned(ctx context.Context, t failover.Transition) {
 	p.Alerts.Wake() // the transition's webhooks were queued with it
 	d := t.Decision

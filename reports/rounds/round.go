@@ -2,8 +2,10 @@
 // probe sends one canary per sender × mailbox, and failover and alerts
 // decide on a sender's whole round ("unhealthy at 2 of 3 providers"), not
 // on single messages. Attempts finish out of order (a lost one at its
-// deadline), so rounds are assembled from their creation times and handed
+// deadline), so rounds are assembled as their attempts finish and handed
 // on in the order they started.
+// Attempts belong to the round whose ID they carry (attempt.Attempt.RoundID):
+// rounds are never guessed back from timestamps.
 package rounds
 
 import (
@@ -18,6 +20,7 @@ import (
 
 // Round is the decided attempts of one sender in one run of a probe.
 type Round struct {
+	ID        string // the engine's round (attempt.Round.ID)
 	Probe     string
 	Sender    string
 	Start     time.Time          // CreatedAt of its first attempt
@@ -26,15 +29,6 @@ type Round struct {
 	// Partial is set when the round was handed on before all its attempts
 	// were decided (they never were: e.g. the prober restarted mid-round).
 	Partial bool
-}
-
-// Provider is the provider an attempt counts for: its provider, or its
-// mailbox for generic ones.
-func Provider(a *attempt.Attempt) string {
-	if a.Provider == "" || a.Provider == "generic" {
-		return a.Mailbox
-	}
-	return a.Provider
 }
 
 // Unhealthy lists the providers where at least one attempt of the round was
@@ -62,7 +56,7 @@ func (r Round) Delivered() bool {
 func (r Round) providersWhere(bad func(*attempt.Attempt) bool) []string {
 	var out []string
 	for _, a := range r.Attempts {
-		if p := Provider(a); bad(a) && !slices.Contains(out, p) {
+		if p := a.ProviderKey(); bad(a) && !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
@@ -106,9 +100,9 @@ func (r Round) Diagnosis() string {
 // Describe is one attempt's outcome in words, for alerts and decisions.
 func Describe(a *attempt.Attempt) string {
 	if a.Diagnosis != "" {
-		return fmt.Sprintf("%s via %s: %s", Provider(a), a.Sender, a.Diagnosis)
+		return fmt.Sprintf("%s via %s: %s", a.ProviderKey(), a.Sender, a.Diagnosis)
 	}
-	s := fmt.Sprintf("%s via %s: %s", Provider(a), a.Sender, a.Outcome)
+	s := fmt.Sprintf("%s via %s: %s", a.ProviderKey(), a.Sender, a.Outcome)
 	if a.Outcome == attempt.OutcomeInbox && a.Late {
 		s += fmt.Sprintf(" late (%v)", a.Latency().Round(time.Millisecond))
 	}

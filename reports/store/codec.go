@@ -16,9 +16,9 @@ const columns = `id, probe, sender, mailbox, provider, token, code, message_id,
 	submitted_at, seen_at, folder, internal_date, received_at,
 	smtp_stage, smtp_code, smtp_enhanced, smtp_reply, transcript, header,
 	trusted, authserv_id, spf, dkim, dmarc, arc, verdicts,
-	diagnosis, detail, updated_at`
+	diagnosis, detail, updated_at, round_id`
 
-const numColumns = 34
+const numColumns = 35
 
 // millis encodes a time as UTC Unix milliseconds; the zero time is NULL.
 func millis(t time.Time) any {
@@ -50,7 +50,7 @@ func values(a *attempt.Attempt, now time.Time) ([]any, error) {
 		millis(a.SubmittedAt), millis(a.SeenAt), a.Folder, millis(a.InternalDate), millis(a.ReceivedAt),
 		a.SMTP.Stage, a.SMTP.Code, a.SMTP.Enhanced, a.SMTP.Reply, a.Transcript, a.Header,
 		a.Verdicts.Trusted, a.Verdicts.AuthservID, a.Verdicts.SPF, a.Verdicts.DKIM, a.Verdicts.DMARC, a.Verdicts.ARC, string(verdicts),
-		a.Diagnosis, a.Detail, now.UnixMilli(),
+		a.Diagnosis, a.Detail, now.UnixMilli(), a.RoundID,
 	}, nil
 }
 
@@ -75,7 +75,7 @@ func scanAttempt(sc scanner) (*attempt.Attempt, error) {
 		&submitted, &seen, &a.Folder, &internalDate, &received,
 		&a.SMTP.Stage, &a.SMTP.Code, &a.SMTP.Enhanced, &a.SMTP.Reply, &a.Transcript, &a.Header,
 		&trusted, &authservID, &spf, &dkim, &dmarc, &arc, &verdicts,
-		&a.Diagnosis, &a.Detail, &updatedAt,
+		&a.Diagnosis, &a.Detail, &updatedAt, &a.RoundID,
 	)
 	if err != nil {
 		return nil, err
@@ -122,6 +122,9 @@ func listQuery(f attempt.Filter, ph func(n int) string) (string, []any, error) {
 	}
 	if f.Mailbox != "" {
 		add("mailbox = ", f.Mailbox)
+	}
+	if f.RoundID != "" {
+		add("round_id = ", f.RoundID)
 	}
 	if f.Outcome != "" {
 		add("outcome = ", string(f.Outcome))

@@ -82,6 +82,12 @@ var sqliteMigrations = []migration{
 	)},
 	{2, "routes_and_alert_outbox", migrateRoutesAndOutbox},
 	dnsSnapshotsMigration,
+	// Attempts stored before rounds had IDs keep round_id '': they are
+	// never grouped into a round.
+	{4, "attempts_round_id", execAll(
+		`ALTER TABLE attempts ADD COLUMN round_id TEXT NOT NULL DEFAULT ''`,
+		`CREATE INDEX attempts_round_id ON attempts (round_id)`,
+	)},
 }
 
 // ErrSchemaTooNew means the database was migrated by a newer otpprobe.

@@ -190,3 +190,43 @@ func TestMigrateIdempotent(t *testing.T) {
 		t.Fatalf("versions %v after reopening", got)
 	}
 }
+
+// TestAttemptsWithoutRoundID: rows written before attempts carried their
+// round's ID read back with an empty RoundID and can still be decided.
+func TestAttemptsWithoutRoundID(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v3.db")
+	db := openRaw(t, path)
+	if err := migrate(ctx, db, sqliteMigrations[:3]); err != nil {
+		t.Fatal(err)
+	}
+	a := newAttempt(7)
+	vals, err := values(a, testBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := strings.TrimSuffix(columns, ", round_id")
+	ph := strings.TrimSuffix(strings.Repeat("?, ", numColumns-1), ", ")
+	if _, err := db.ExecContext(ctx, `INSERT INTO attempts (`+old+`) VALUES (`+ph+`)`, vals[:numColumns-1]...); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := OpenSQLite(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pending, err := s.Pending(ctx)
+	if err != nil || len(pending) != 1 || pending[0].ID != a.ID || pending[0].RoundID != "" {
+		t.Fatalf("pending = %+v, %v; want %s with no round", pending, err, a.ID)
+	}
+	finish(pending[0], 7)
+	if err := s.Update(ctx, pending[0]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, a.ID)
+	if err != nil || got.Outcome != pending[0].Outcome || got.RoundID != "" {
+		t.Fatalf("get = %+v, %v", got, err)
+	}
+}

@@ -80,6 +80,10 @@ var postgresMigrations = []pgMigration{
 		`CREATE INDEX attempts_mailbox_created_at ON attempts (mailbox, created_at)`,
 		`CREATE INDEX attempts_outcome_created_at ON attempts (outcome, created_at)`,
 	}},
+	{"attempts_round_id", []string{
+		`ALTER TABLE attempts ADD COLUMN round_id text NOT NULL DEFAULT ''`,
+		`CREATE INDEX attempts_round_id ON attempts (round_id)`,
+	}},
 }
 
 // migrationLock is the key of the advisory lock that serialises agents

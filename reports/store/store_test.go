@@ -40,6 +40,7 @@ func newAttempt(i int) *attempt.Attempt {
 	mb := testMailboxes[i%len(testMailboxes)]
 	return &attempt.Attempt{
 		ID:         fmt.Sprintf("0193a6f2-%04x-7000-8000-%012x", i%0x10000, i),
+		RoundID:    fmt.Sprintf("0193a6f2-0000-7000-9000-%012x", i/6),
 		Probe:      testProbes[i%len(testProbes)],
 		Sender:     testSenders[i%len(testSenders)],
 		Mailbox:    mb,
@@ -221,6 +222,7 @@ func testListAndPending(t *testing.T, s attempt.Store) {
 		{Sender: "m365", Mailbox: "gmail-1", Outcome: attempt.OutcomeInbox},
 		{Probe: "marketing", Sender: "ses", From: at(20), To: at(250), Limit: 5},
 		{Sender: "nobody"},
+		{RoundID: newAttempt(42).RoundID},
 	}
 	for _, f := range filters {
 		// Bounds count at millisecond resolution, like stored times.
@@ -229,7 +231,8 @@ func testListAndPending(t *testing.T, s attempt.Store) {
 		for _, a := range all {
 			if (from.IsZero() || !a.CreatedAt.Before(from)) && (to.IsZero() || a.CreatedAt.Before(to)) &&
 				(f.Probe == "" || a.Probe == f.Probe) && (f.Sender == "" || a.Sender == f.Sender) &&
-				(f.Mailbox == "" || a.Mailbox == f.Mailbox) && (f.Outcome == "" || a.Outcome == f.Outcome) {
+				(f.Mailbox == "" || a.Mailbox == f.Mailbox) && (f.Outcome == "" || a.Outcome == f.Outcome) &&
+				(f.RoundID == "" || a.RoundID == f.RoundID) {
 				want = append(want, a)
 			}
 		}
