@@ -104,9 +104,9 @@ type Mailbox struct {
 	Address  string `yaml:"address"`
 	Endpoint `yaml:",inline"`
 	Auth     Auth `yaml:"auth"`
-	// AuthservID is the authserv-id whose Authentication-Results are trusted
-	// (RFC 8601 §5). Microsoft writes none; "none" trusts the topmost header
-	// without an authserv-id.
+	// AuthservID lists the authserv-ids whose Authentication-Results are
+	// trusted (RFC 8601 §5; verify.ParseAuthservIDs): hosts, "*.example.com"
+	// wildcards, "none" for Microsoft, which writes none.
 	AuthservID string   `yaml:"authserv_id"`
 	Junk       string   `yaml:"junk"`    // junk folder; default: \Junk special-use, then names
 	Trash      string   `yaml:"trash"`   // cleanup target when moving; default: \Trash special-use

@@ -12,6 +12,7 @@ import (
 // invalidCases is the exact one-line error of every
 // configs/testdata/invalid-*.yaml; $DIR is the testdata directory.
 var invalidCases = map[string]string{
+	"authserv-wildcard":     `mailboxes[0] (seed).authserv_id: bad authserv-id "*.com" (a wildcard needs a domain with a dot after "*.")`,
 	"bad-address":           `senders[0] (relay).from: invalid address "otp-at-example.com": missing '@' or angle-addr`,
 	"bad-ca-file":           `senders[0] (relay).ca_file: $DIR/not-a-cert.pem: holds a "PRIVATE KEY" PEM block; want only CERTIFICATE`,
 	"bad-cron":              `probes[0] (otp).schedule: invalid cron spec "61 * * * *": end of range (61) above maximum (59): 61`,

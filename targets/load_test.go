@@ -187,6 +187,12 @@ func TestMatchAuthservID(t *testing.T) {
 		{"*.yahoo.com", "yahoo.com", false},
 		{"*.yahoo.com", "evil-yahoo.com", false},
 		{"", "", false},
+		{"spf.icloud.com, dkim-verifier.icloud.com", "DKIM-verifier.icloud.com", true},
+		{"spf.icloud.com dkim-verifier.icloud.com", "dmarc.icloud.com", false},
+		{"mail.example.com", "mail.example.com/12345", true},
+		{"mail.example.com", "mail.example.com.evil/12345", false},
+		{"*.example.com", "mx1.example.com/1A2B", true},
+		{"none, mx.google.com", "", true},
 	} {
 		if got := targets.MatchAuthservID(tc.want, tc.got); got != tc.ok {
 			t.Errorf("MatchAuthservID(%q, %q) = %v; want %v", tc.want, tc.got, got, tc.ok)

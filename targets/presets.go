@@ -1,6 +1,6 @@
 package targets
 
-import "strings"
+import "github.com/otpprobe/otpprobe/verify"
 
 // Sender presets.
 const PresetM365 = "m365"
@@ -103,20 +103,10 @@ func fillInt(dst *int, v int) {
 const AuthservNone = "none"
 
 // MatchAuthservID reports whether an Authentication-Results header's
-// authserv-id got matches the configured want: equal ignoring case,
-// "none" for a header without one, or "*.example.com" for any host under
-// example.com (receivers that stamp per-host ids, like Yahoo).
+// authserv-id got is one of the configured want (verify.ParseAuthservIDs:
+// a list of ids separated by commas or spaces, each equal ignoring case,
+// "none" for a header without one, "*.example.com" for any host under
+// example.com, and any of these with a "/JOBID" suffix).
 func MatchAuthservID(want, got string) bool {
-	want = strings.TrimSpace(want)
-	switch {
-	case want == "":
-		return false
-	case strings.EqualFold(want, AuthservNone):
-		return got == ""
-	case strings.HasPrefix(want, "*."):
-		suffix := strings.ToLower(want[1:])
-		g := strings.ToLower(got)
-		return len(g) > len(suffix) && strings.HasSuffix(g, suffix)
-	}
-	return strings.EqualFold(want, got)
+	return verify.MustAuthservIDs(want).Match(got)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/otpprobe/otpprobe/verify"
 )
 
 // CronParser is the schedule syntax: 5 fields (minute first), 6 fields
@@ -70,6 +72,9 @@ func (c *Config) validate() error {
 		}
 		if err := m.Auth.check(field(p, "auth"), true); err != nil {
 			return err
+		}
+		if _, err := verify.ParseAuthservIDs(m.AuthservID); err != nil {
+			return errorf(field(p, "authserv_id"), "%v", err)
 		}
 		for j, f := range m.Folders {
 			if strings.TrimSpace(f) == "" || strings.EqualFold(f, "INBOX") || f == m.Junk {

@@ -201,7 +201,7 @@ func summarizeField(t *testing.T, h textproto.Header, c corpusCase) (Verdicts, s
 	} else {
 		ar, err = ParseAuthResults(raw)
 	}
-	if !matchesID(ar.AuthservID, c.AuthservID) {
+	if !MustAuthservIDs(c.AuthservID).Match(ar.AuthservID) {
 		t.Fatalf("authserv-id %q, want %q", ar.AuthservID, c.AuthservID)
 	}
 	v := Verdicts{Trusted: true}

@@ -10,19 +10,21 @@ import (
 
 // Summarize reads the verdicts a receiver wrote into a delivered
 // message's header block. trustedID is the mailbox's configured
-// authserv-id (TrustNoID for Microsoft). With "" nothing is trusted and
-// the topmost header is summarised for inspection only (Trusted false);
-// with an id that matches no header the summaries stay "" (unknown)
-// rather than repeating what the sender may have forged.
+// authserv_id, a ParseAuthservIDs list (TrustNoID for Microsoft); the
+// verdicts are merged over the receiver's trusted group (Evaluate). With
+// "" nothing is trusted and the topmost header is summarised for
+// inspection only (Trusted false); with ids that match no header the
+// summaries stay "" (unknown) rather than repeating what the sender may
+// have forged.
 func Summarize(h textproto.Header, trustedID string) Verdicts {
 	ev := Evaluate(h, trustedID)
 	var v Verdicts
-	hr, ok := ev.TrustedHeader()
+	ar, ok := ev.TrustedResults()
 	switch {
 	case ok:
 		v.Trusted = true
 	case strings.TrimSpace(trustedID) == "" && len(ev.Headers) > 0:
-		hr, ok = ev.Headers[0], true
+		ar, ok = ev.Headers[0].AuthResults, true
 	}
 	for _, x := range ev.Headers {
 		if x.Error != "" {
@@ -33,7 +35,7 @@ func Summarize(h textproto.Header, trustedID string) Verdicts {
 		}
 	}
 	if ok {
-		v.fill(hr.AuthResults, h)
+		v.fill(ar, h)
 	}
 	chain := ParseARC(h)
 	if chain.Instances > 0 {

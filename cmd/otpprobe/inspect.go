@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/otpprobe/otpprobe/verify"
@@ -25,10 +26,11 @@ func cmdInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 func inspect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("inspect", stderr)
-	authservID := fs.String("authserv-id", "", "the receiver's authserv-id: only its Authentication-Results are trusted (default: summarise the topmost, trust none)")
+	var authservIDs idList
+	fs.Var(&authservIDs, "authserv-id", "the receiver's authserv-`ID`: only its Authentication-Results are trusted; repeat it or separate ids with commas, *.example.com for any host under example.com, none for Microsoft (default: summarise the topmost, trust none)")
 	resolverAddr := fs.String("resolver", "", "DNS server (ip[:port]) for DKIM re-verification and ARC signature checks")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: otpprobe inspect [--authserv-id ID] [--resolver ADDR] FILE|-")
+		fmt.Fprintln(stderr, "usage: otpprobe inspect [--authserv-id ID[,ID…]]… [--resolver ADDR] FILE|-")
 		fs.PrintDefaults()
 	}
 	if code, ok := parseFlags(fs, args); !ok {
@@ -46,7 +48,7 @@ func inspect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return exitUsage
 	}
 	var opts verify.InspectOptions
-	opts.AuthservID = *authservID
+	opts.AuthservID = authservIDs.String()
 	if *resolverAddr != "" {
 		addr := *resolverAddr
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -91,4 +93,18 @@ func inspect(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// idList is a repeatable --authserv-id; each value may itself be a
+// comma-separated list, checked as the config's authserv_id is.
+type idList []string
+
+func (l *idList) String() string { return strings.Join(*l, ", ") }
+
+func (l *idList) Set(v string) error {
+	if _, err := verify.ParseAuthservIDs(v); err != nil {
+		return err
+	}
+	*l = append(*l, v)
+	return nil
 }

@@ -152,6 +152,18 @@ func TestInspectOddInput(t *testing.T) {
 	if code != exitOK || sum.DKIM != "pass" {
 		t.Errorf("quoted paste: %s", m["summary"])
 	}
+	// iCloud's one header per milter, each with its host as id: the ids
+	// are a set, given repeated or comma-separated, with wildcards.
+	icloud := filepath.Join("..", "..", "verify", "testdata", "corpus", "icloud-split-headers.eml")
+	code, m, _ = runInspect(t, "", "--authserv-id", "mx.example", "--authserv-id", "spf.icloud.com,*.me.com", icloud)
+	sum = inspectSummary{}
+	json.Unmarshal(m["summary"], &sum)
+	if code != exitOK || sum.SPF != "pass" || sum.DKIM != "pass" || sum.DMARC != "pass" {
+		t.Errorf("icloud with a wildcard id: exit %d, %s", code, m["summary"])
+	}
+	if code, _, stderr := runInspect(t, "", "--authserv-id", "*.com", icloud); code != exitUsage || !strings.Contains(stderr, `"*.com"`) {
+		t.Errorf("a top-level wildcard: exit %d %q, want %d naming it", code, stderr, exitUsage)
+	}
 	if code, _, stderr := runInspect(t, "", t.TempDir()); code != exitRuntime || stderr == "" {
 		t.Errorf("a directory: exit %d %q, want %d and a message", code, stderr, exitRuntime)
 	}
