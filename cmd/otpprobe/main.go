@@ -36,6 +36,7 @@ func commands() []command {
 		{"validate", "check a config file and print what it describes (no secrets)", cmdValidate},
 		{"route", "failover routes: 'route show', 'route pin ROUTE SENDER', 'route unpin ROUTE'", cmdRoute},
 		{"check", "'check dns': audit SPF, DKIM, DMARC, MX, MTA-STS and DANE; exit 1 on errors", cmdCheck},
+		{"attempts", "the attempt history: 'attempts [filters]', 'attempts show ID'", cmdAttempts},
 		{"inspect", "print the verdicts in a message's headers (Authentication-Results, ARC, spam, DSN) as JSON", cmdInspect},
 	}
 }

@@ -46,7 +46,7 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 		st.Close()
 		return nil, fmt.Errorf("dns_checks.resolver: %w", err)
 	}
-	pl, err := pipeline.New(ctx, cfg, pipeline.Options{Store: st, Metrics: m, Logger: logger})
+	pl, err := pipeline.New(ctx, cfg, pipeline.Options{Store: st, History: st, Metrics: m, Logger: logger})
 	if err != nil {
 		st.Close()
 		return nil, err

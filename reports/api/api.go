@@ -1,6 +1,7 @@
 // Package api is otpprobe's HTTP API (JSON under /api/v1/): the route
 // decisions the OTP application reads before each send, manual pins, SLO
-// status and firing alerts.
+// status, firing alerts and the attempt history. It only parses requests
+// and encodes answers: the queries are reports/attempts' and the store's.
 package api
 
 import (
@@ -15,10 +16,14 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports/alert"
+	"github.com/otpprobe/otpprobe/reports/attempts"
 	"github.com/otpprobe/otpprobe/reports/failover"
 	"github.com/otpprobe/otpprobe/reports/slo"
+	"github.com/otpprobe/otpprobe/reports/store"
 )
 
 // Routes is the failover side of the API (failover.Failover).
@@ -44,7 +49,11 @@ type Options struct {
 	Routes Routes
 	SLOs   SLOs
 	Alerts Alerts
-	Logger *slog.Logger
+	// Attempts is the attempt history (store.SQLite, store.Postgres).
+	Attempts attempts.Source
+	Logger   *slog.Logger
+	// Now is the clock relative times ("since=2h") count from (time.Now).
+	Now func() time.Time
 }
 
 // Register adds the API's handlers to mux:
@@ -55,12 +64,18 @@ type Options struct {
 //	POST /api/v1/routes/{route}/unpin
 //	GET  /api/v1/slo                  every SLO's status
 //	GET  /api/v1/alerts               firing alerts
+//	GET  /api/v1/attempts             attempts, newest first (?probe=&sender=&mailbox=&provider=
+//	                                  &outcome=&since=&until=&limit=&cursor=)
+//	GET  /api/v1/attempts/{id}        one attempt with everything stored
 //
 // POST requests must be application/json, which a browser cannot send
 // cross-site without a preflight this API never answers.
 func Register(mux *http.ServeMux, o Options) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	s := &server{o}
 	mux.HandleFunc("GET /api/v1/routes", s.routes)
@@ -69,6 +84,8 @@ func Register(mux *http.ServeMux, o Options) {
 	mux.HandleFunc("POST /api/v1/routes/{route}/unpin", s.unpin)
 	mux.HandleFunc("GET /api/v1/slo", s.slo)
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
+	mux.HandleFunc("GET /api/v1/attempts", s.attempts)
+	mux.HandleFunc("GET /api/v1/attempts/{id}", s.attempt)
 }
 
 type server struct{ o Options }
@@ -171,6 +188,48 @@ func (s *server) alerts(w http.ResponseWriter, r *http.Request) {
 		out = append(out, s.o.Alerts.Firing()...)
 	}
 	writeJSON(w, r, http.StatusOK, out)
+}
+
+func (s *server) attempts(w http.ResponseWriter, r *http.Request) {
+	if s.o.Attempts == nil {
+		writeError(w, http.StatusNotFound, "no attempt history is configured")
+		return
+	}
+	q, err := attempts.ParseQuery(r.URL.Query(), s.o.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	page, err := s.o.Attempts.Attempts(r.Context(), q)
+	if errors.Is(err, store.ErrBadCursor) {
+		writeError(w, http.StatusBadRequest, "cursor: not one this API handed out")
+		return
+	}
+	if err != nil {
+		s.o.Logger.Error("api: query attempts", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the attempts")
+		return
+	}
+	writeJSON(w, r, http.StatusOK, attempts.PageOf(page.Attempts, page.Next))
+}
+
+func (s *server) attempt(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if s.o.Attempts == nil {
+		writeError(w, http.StatusNotFound, "unknown attempt "+quote(id))
+		return
+	}
+	a, err := s.o.Attempts.Get(r.Context(), id)
+	if errors.Is(err, attempt.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "unknown attempt "+quote(id))
+		return
+	}
+	if err != nil {
+		s.o.Logger.Error("api: read attempt", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the attempt")
+		return
+	}
+	writeJSON(w, r, http.StatusOK, attempts.DetailOf(a))
 }
 
 func jsonContent(w http.ResponseWriter, r *http.Request) bool {

@@ -16,6 +16,7 @@ import (
 	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports/alert"
 	"github.com/otpprobe/otpprobe/reports/api"
+	"github.com/otpprobe/otpprobe/reports/attempts"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/failover"
 	"github.com/otpprobe/otpprobe/reports/metrics"
@@ -36,7 +37,10 @@ var _ Store = (*store.SQLite)(nil)
 
 // Options configure a Pipeline.
 type Options struct {
-	Store   Store
+	Store Store
+	// History is the attempt history the API serves (usually Store too);
+	// nil: the attempts endpoints answer 404.
+	History attempts.Source
 	Metrics *metrics.Metrics // optional
 	Logger  *slog.Logger
 	// Extra notifiers besides the config's (tests).
@@ -176,7 +180,7 @@ func (p *Pipeline) sloEvaluated(ctx context.Context, sts []slo.Status) {
 
 // Register adds the API to mux.
 func (p *Pipeline) Register(mux *http.ServeMux) {
-	api.Register(mux, api.Options{Routes: p.Failover, SLOs: p.SLOs, Alerts: p.Alerts,
+	api.Register(mux, api.Options{Routes: p.Failover, SLOs: p.SLOs, Alerts: p.Alerts, Attempts: p.opts.History,
 		Logger: p.opts.Logger.With("component", "api")})
 }
 

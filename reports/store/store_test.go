@@ -22,6 +22,7 @@ func runConformance(t *testing.T, open func(t *testing.T) attempt.Store) {
 		"Errors":         testErrors,
 		"ListAndPending": testListAndPending,
 		"Concurrent":     testConcurrent,
+		"Pages":          testPages,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, open(t)) })
 	}
