@@ -107,7 +107,7 @@ agent: lab
 senders:
 {{- range .Senders}}
   {{- template "server" (pair . $.CAFile)}}
-    from: {{.From}}
+    from: {{printf "%q" .From}}
     {{- if .EnvelopeFrom}}
     envelope_from: {{.EnvelopeFrom}}
     {{- end}}

@@ -20,8 +20,8 @@ var update = flag.Bool("update", false, "rewrite configs/lab.yaml from the gener
 func TestGeneratedConfigGolden(t *testing.T) {
 	dir := t.TempDir()
 	ep := &lab.Endpoints{DNS: "127.0.0.1:40053", CAFile: filepath.Join(dir, "lab-ca.pem"), Senders: []lab.Endpoint{
-		{Name: "m365", Host: lab.M365IP, Port: 40587, TLS: "starttls", Username: lab.SenderUsername, Password: "x", From: lab.OTPFrom, EnvelopeFrom: lab.BounceAddress},
-		{Name: "backup", Host: lab.BackupIP, Port: 41587, TLS: "starttls", Username: lab.SenderUsername, Password: "x", From: lab.OTPFrom, EnvelopeFrom: lab.BounceAddress},
+		{Name: "m365", Host: lab.M365IP, Port: 40587, TLS: "starttls", Username: lab.SenderUsername, Password: "x", From: lab.OTPFromHeader, EnvelopeFrom: lab.BounceAddress},
+		{Name: "backup", Host: lab.BackupIP, Port: 41587, TLS: "starttls", Username: lab.SenderUsername, Password: "x", From: lab.OTPFromHeader, EnvelopeFrom: lab.BounceAddress},
 	}}
 	for i, p := range []struct{ name, ip, authserv, junk, trash string }{
 		{"gmail", lab.GmailIP, "mx.google.com", "[Gmail]/Spam", "[Gmail]/Trash"},

@@ -9,8 +9,11 @@ package lab
 
 // The names below are a contract: tests, generated configs and checks use them.
 const (
-	CustomerDomain   = "example-bank.test"
-	OTPFrom          = "otp@example-bank.test"
+	CustomerDomain = "example-bank.test"
+	OTPFrom        = "otp@example-bank.test"
+	// OTPFromHeader is the generated config's from: a display name, as
+	// real senders write, so the canary's From is tested the way it ships.
+	OTPFromHeader    = "Example Bänk <" + OTPFrom + ">"
 	BounceAddress    = "bounces@example-bank.test"
 	DMARCRUAAddress  = "dmarc@example-bank.test"
 	TenantDomain     = "examplebank.onmicrosoft.test" // the M365 tenant's initial domain

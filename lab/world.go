@@ -314,7 +314,7 @@ func (w *World) Endpoints() *Endpoints {
 	for _, s := range []struct{ name, host string }{{SenderM365, M365SubmitHost}, {SenderBackup, BackupSubmitHost}} {
 		host, port := splitHostPort(w.senders[s.name].Addr())
 		e.Senders = append(e.Senders, Endpoint{Name: s.name, Host: host, Port: port, TLS: "starttls",
-			Username: SenderUsername, Password: w.senderPws[s.name], From: OTPFrom, EnvelopeFrom: BounceAddress})
+			Username: SenderUsername, Password: w.senderPws[s.name], From: OTPFromHeader, EnvelopeFrom: BounceAddress})
 	}
 	for _, p := range providers() {
 		host, port := splitHostPort(w.stores[p.name].Addr())

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"math/big"
+	netmail "net/mail"
 	"strings"
 	"time"
 
@@ -57,7 +58,10 @@ func NewAttempt(now time.Time, probe, sender, senderFrom, mailbox, provider stri
 	if err != nil {
 		return nil, err
 	}
-	domain := senderFrom[strings.LastIndexByte(senderFrom, '@')+1:]
+	domain := addressDomain(senderFrom)
+	if domain == "" {
+		return nil, fmt.Errorf("from %q has no address domain for the Message-ID", senderFrom)
+	}
 	now = now.UTC().Truncate(time.Millisecond)
 	return &attempt.Attempt{
 		ID: id.String(), Probe: probe, Sender: sender, Mailbox: mailbox, Provider: provider,
@@ -67,7 +71,22 @@ func NewAttempt(now time.Time, probe, sender, senderFrom, mailbox, provider stri
 	}, nil
 }
 
-// Canary is what a sender submits for an attempt.
+// addressDomain is the domain of from, which may carry a display name
+// ("Example Bank <otp@example.com>"); "" when from is not an address.
+func addressDomain(from string) string {
+	a, err := netmail.ParseAddress(from)
+	if err != nil {
+		return ""
+	}
+	at := strings.LastIndexByte(a.Address, '@')
+	if at < 0 || at == len(a.Address)-1 {
+		return ""
+	}
+	return strings.ToLower(a.Address[at+1:])
+}
+
+// Canary is what a sender submits for an attempt. From may carry a display
+// name, non-ASCII included (it is encoded per RFC 2047).
 type Canary struct {
 	From, To, Subject, Body string
 }
@@ -76,10 +95,18 @@ type Canary struct {
 // alternatives, Message-ID on the sender's domain, the token in X-Otpprobe-Id
 // and (by the template) in the Subject.
 func Compose(a *attempt.Attempt, c Canary, date time.Time) ([]byte, error) {
+	from, err := netmail.ParseAddress(c.From)
+	if err != nil {
+		return nil, fmt.Errorf("from %q: %w", c.From, err)
+	}
+	to, err := netmail.ParseAddress(c.To)
+	if err != nil {
+		return nil, fmt.Errorf("to %q: %w", c.To, err)
+	}
 	var h mail.Header
 	h.SetDate(date)
-	h.SetAddressList("From", []*mail.Address{{Address: c.From}})
-	h.SetAddressList("To", []*mail.Address{{Address: c.To}})
+	h.SetAddressList("From", []*mail.Address{{Name: from.Name, Address: from.Address}})
+	h.SetAddressList("To", []*mail.Address{{Name: to.Name, Address: to.Address}})
 	h.SetSubject(c.Subject)
 	h.SetMessageID(a.MessageID)
 	h.Set(HeaderID, a.Token)

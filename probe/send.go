@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
 	"os"
 	"strconv"
 	"strings"
@@ -69,9 +70,8 @@ func NewSender(cfg targets.Sender, creds Credentials) (*Sender, error) {
 		}
 	}
 	if s.helo == "" {
-		if s.helo, err = os.Hostname(); err != nil || s.helo == "" {
-			s.helo = "localhost"
-		}
+		host, _ := os.Hostname()
+		s.helo = targets.DefaultHelo(host, cfg.From)
 	}
 	if strings.ContainsAny(s.helo, " \t\r\n") {
 		return nil, fmt.Errorf("smtp sender: helo %q is not a host name", s.helo)
@@ -197,23 +197,27 @@ func (x *exchange) connect() error {
 		x.noteTLS(tc.ConnectionState())
 		x.c = smtp.NewClient(&recordingConn{Conn: tc, t: x.tr})
 	case targets.TLSStartTLS:
-		// The dialogue before STARTTLS is recorded off the wire; after it
-		// only go-smtp sees cleartext, so its DebugWriter records.
+		// go-smtp has no public STARTTLS and would say EHLO localhost
+		// before it: the dialogue up to STARTTLS is ours, so the EHLO name
+		// is the same on both sides of TLS.
 		rc := &recordingConn{Conn: conn, t: x.tr}
-		c, err := smtp.NewClientStartTLS(rc, x.s.tls)
-		if err != nil {
-			return x.fail(x.startTLSStage(err), err)
+		if err := x.startTLS(rc); err != nil {
+			return err
 		}
 		rc.stop()
-		c.DebugWriter = x.tr
-		x.c = c
+		tc := tls.Client(conn, x.s.tls)
+		if err := tc.HandshakeContext(x.ctx); err != nil {
+			return x.fail(StageTLS, err)
+		}
+		x.noteTLS(tc.ConnectionState())
+		// go-smtp reads a greeting first; after STARTTLS the server sends
+		// none, so one is handed to it without reaching the transcript.
+		x.c = smtp.NewClient(&greetedConn{Conn: &recordingConn{Conn: tc, t: x.tr}, greeting: []byte("220 after STARTTLS\r\n")})
 	default: // none, with insecure: true
 		x.c = smtp.NewClient(&recordingConn{Conn: conn, t: x.tr})
 	}
 	x.c.CommandTimeout, x.c.SubmissionTimeout = cmdTimeout, subTimeout
 
-	// After STARTTLS the handshake waits for the next command (go-smtp's
-	// lazy TLS): this EHLO is where a bad certificate shows.
 	if err := x.c.Hello(x.s.helo); err != nil {
 		if state, ok := x.c.TLSConnectionState(); (ok && !state.HandshakeComplete) || isTLSError(err) {
 			return x.fail(StageTLS, err)
@@ -223,27 +227,78 @@ func (x *exchange) connect() error {
 		}
 		return x.fail(StageEHLO, err)
 	}
-	if x.s.cfg.TLS == targets.TLSStartTLS {
-		if state, ok := x.c.TLSConnectionState(); ok {
-			x.noteTLS(state)
-		}
-	}
 	return nil
 }
 
-// startTLSStage tells which step of go-smtp's NewClientStartTLS failed
-// from the last command on the wire.
-func (x *exchange) startTLSStage(err error) string {
-	switch x.tr.verb() {
-	case "":
-		return StageGreeting
-	case "EHLO", "HELO":
-		if strings.Contains(err.Error(), "STARTTLS") { // not offered
-			return StageTLS
+// startTLS reads the greeting, says EHLO and STARTTLS on the cleartext
+// connection, leaving it ready for the TLS handshake.
+func (x *exchange) startTLS(conn net.Conn) error {
+	cmdTimeout, _ := x.timeouts()
+	tp := textproto.NewConn(conn)
+	step := func(stage string, want int, cmd string) (string, error) {
+		conn.SetDeadline(time.Now().Add(cmdTimeout))
+		defer conn.SetDeadline(time.Time{})
+		if cmd != "" {
+			if err := tp.PrintfLine("%s", cmd); err != nil {
+				return "", x.fail(stage, err)
+			}
 		}
-		return StageEHLO
+		code, msg, err := tp.ReadResponse(want)
+		if err != nil {
+			var pe *textproto.Error
+			if errors.As(err, &pe) {
+				return "", x.fail(stage, replyError(code, msg))
+			}
+			return "", x.fail(stage, err)
+		}
+		return msg, nil
 	}
-	return StageTLS
+	if _, err := step(StageGreeting, 220, ""); err != nil {
+		return err
+	}
+	ext, err := step(StageEHLO, 250, "EHLO "+x.s.helo)
+	if err != nil {
+		return err
+	}
+	offered := false
+	for _, line := range strings.Split(ext, "\n")[1:] {
+		if strings.EqualFold(strings.TrimSpace(line), "STARTTLS") {
+			offered = true
+		}
+	}
+	if !offered {
+		return x.fail(StageTLS, errors.New("server does not offer STARTTLS"))
+	}
+	_, err = step(StageTLS, 220, "STARTTLS")
+	return err
+}
+
+// replyError is a server reply as go-smtp would have typed it.
+func replyError(code int, msg string) error {
+	e := &smtp.SMTPError{Code: code, EnhancedCode: smtp.NoEnhancedCode, Message: msg}
+	if c, rest, ok := strings.Cut(msg, " "); ok && isEnhancedCode(c) {
+		parts := strings.Split(c, ".")
+		for i := range 3 {
+			e.EnhancedCode[i], _ = strconv.Atoi(parts[i])
+		}
+		e.Message = rest
+	}
+	return e
+}
+
+// greetedConn hands its reader a greeting before the connection's bytes.
+type greetedConn struct {
+	net.Conn
+	greeting []byte
+}
+
+func (c *greetedConn) Read(p []byte) (int, error) {
+	if len(c.greeting) > 0 {
+		n := copy(p, c.greeting)
+		c.greeting = c.greeting[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 func (x *exchange) noteTLS(st tls.ConnectionState) {

@@ -91,8 +91,15 @@ func TestSendSubmits(t *testing.T) {
 			if m := msgs[0]; m.From != testFrom || len(m.To) != 1 || m.To[0] != testRcpt || string(m.Data) != string(testCanary()) {
 				t.Errorf("server got from %q to %q data:\n%q\nwant:\n%q", m.From, m.To, m.Data, testCanary())
 			}
-			if helos := srv.heloNames(); helos[len(helos)-1] != "prober.sender.test" {
-				t.Errorf("EHLO names %q: want the configured helo last", helos)
+			// Every EHLO, before STARTTLS too, says the configured name.
+			for _, h := range srv.heloNames() {
+				if h != "prober.sender.test" {
+					t.Errorf("EHLO names %q: want the configured helo in every EHLO", srv.heloNames())
+					break
+				}
+			}
+			if tc.tlsMode == targets.TLSStartTLS && len(srv.heloNames()) != 2 {
+				t.Errorf("EHLO names %q: want one before and one after STARTTLS", srv.heloNames())
 			}
 			if res.Reply != "250 2.0.0 OK: queued" || res.QueueID != "OK: queued" {
 				t.Errorf("reply %q queue id %q", res.Reply, res.QueueID)

@@ -94,7 +94,7 @@ type Sender struct {
 	Auth         Auth   `yaml:"auth"`
 	From         string `yaml:"from"`          // header From
 	EnvelopeFrom string `yaml:"envelope_from"` // MAIL FROM; defaults to From
-	Helo         string `yaml:"helo"`          // EHLO name after TLS; defaults to the hostname
+	Helo         string `yaml:"helo"`          // EHLO name, before and after STARTTLS; default: the FQDN host name, else the From domain
 }
 
 // Mailbox is a seed mailbox at a provider, watched over IMAP.

@@ -3,6 +3,7 @@ package targets
 import (
 	"net/mail"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -37,7 +38,7 @@ func (c *Config) applyDefaults() {
 		if a, err := mail.ParseAddress(s.From); err == nil {
 			fill(&s.EnvelopeFrom, a.Address)
 		}
-		fill(&s.Helo, host)
+		fill(&s.Helo, DefaultHelo(host, s.From))
 		s.Auth.inferMechanism()
 	}
 	for i := range c.Mailboxes {
@@ -66,6 +67,26 @@ func (c *Config) applyDefaults() {
 		fill(&c.Store.Path, DefaultStorePath)
 	}
 	fill(&c.HTTP.Listen, DefaultHTTPListen)
+}
+
+// DefaultHelo is the EHLO name a sender uses when none is configured: the
+// machine's host name when it is a fully qualified domain name, else the
+// domain of from (which may carry a display name). Receivers score a bare
+// "localhost" or a single-label name as a spam sign.
+func DefaultHelo(hostname, from string) string {
+	h := strings.TrimSuffix(strings.ToLower(hostname), ".")
+	if strings.Contains(h, ".") && !strings.HasPrefix(h, "localhost") && !strings.ContainsAny(h, " \t\r\n") {
+		return h
+	}
+	if a, err := mail.ParseAddress(from); err == nil {
+		if at := strings.LastIndexByte(a.Address, '@'); at >= 0 && at < len(a.Address)-1 {
+			return strings.ToLower(a.Address[at+1:])
+		}
+	}
+	if h != "" {
+		return h
+	}
+	return "localhost"
 }
 
 // inferMechanism picks xoauth2 when a token source is set and plain when
