@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/mail"
 	"os"
 	"regexp"
 	"strings"
@@ -77,7 +78,11 @@ func submit(w *lab.World, s lab.Endpoint, to, id string) error {
 	if err := c.Auth(sasl.NewPlainClient("", s.Username, s.Password)); err != nil {
 		return err
 	}
-	msg := "From: <" + s.From + ">\r\nTo: <" + to + ">\r\nSubject: Your verification code is 123456\r\n" +
+	from, err := mail.ParseAddress(s.From)
+	if err != nil {
+		return err
+	}
+	msg := "From: " + from.String() + "\r\nTo: <" + to + ">\r\nSubject: Your verification code is 123456\r\n" +
 		"Date: " + time.Now().Format(time.RFC1123Z) + "\r\nMessage-ID: <" + id + "@example-bank.test>\r\n" +
 		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour verification code is 123456.\r\n"
 	if err := c.SendMail(s.EnvelopeFrom, []string{to}, strings.NewReader(msg)); err != nil {
