@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
 	"time"
 )
 
@@ -69,7 +70,8 @@ func (ca *CA) ServerTLS(hosts ...string) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// Issue creates a leaf certificate for hosts (DNS names or IPs).
+// Issue creates a leaf certificate for hosts (DNS names or IPs), good for
+// a server and for a client of mutual TLS.
 func (ca *CA) Issue(hosts ...string) (tls.Certificate, error) {
 	if len(hosts) == 0 {
 		return tls.Certificate{}, fmt.Errorf("lab ca: no host names for the certificate")
@@ -88,7 +90,7 @@ func (ca *CA) Issue(hosts ...string) (tls.Certificate, error) {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, // servers, and clients of mutual TLS
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -106,4 +108,22 @@ func (ca *CA) Issue(hosts ...string) (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// WriteKeyPair issues a certificate for hosts and writes it and its key as
+// PEM files (the key owner-only), for configs that name cert_file and
+// key_file.
+func (ca *CA) WriteKeyPair(certFile, keyFile string, hosts ...string) error {
+	cert, err := ca.Issue(hosts...)
+	if err != nil {
+		return err
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644)
 }

@@ -36,6 +36,7 @@ type Webhook struct {
 	SecretEnv  string        `yaml:"secret_env"`  // name of an environment variable holding it
 	Timeout    time.Duration `yaml:"timeout"`     // default 10s
 	CAFile     string        `yaml:"ca_file"`     // private CA for an https URL
+	ClientAuth `yaml:",inline"`
 
 	secret Secret
 }
@@ -43,10 +44,11 @@ type Webhook struct {
 // Alertmanager is a Prometheus Alertmanager (POST /api/v2/alerts), so
 // existing routing, silences and paging apply to otpprobe's alerts.
 type Alertmanager struct {
-	Name    string        `yaml:"name"`
-	URL     string        `yaml:"url"`     // base URL, e.g. http://alertmanager:9093
-	Timeout time.Duration `yaml:"timeout"` // default 10s
-	CAFile  string        `yaml:"ca_file"`
+	Name       string        `yaml:"name"`
+	URL        string        `yaml:"url"`     // base URL, e.g. http://alertmanager:9093
+	Timeout    time.Duration `yaml:"timeout"` // default 10s
+	CAFile     string        `yaml:"ca_file"`
+	ClientAuth `yaml:",inline"`
 }
 
 // Alert defaults.
@@ -101,6 +103,9 @@ func (a *Alerts) check(dir string) error {
 		if err := resolveCA(field(p, "ca_file"), dir, &w.CAFile); err != nil {
 			return err
 		}
+		if err := w.ClientAuth.check(p, dir); err != nil {
+			return err
+		}
 		switch {
 		case w.SecretFile != "" && w.SecretEnv != "":
 			return errorf(p, "set either secret_file or secret_env, not both")
@@ -144,6 +149,9 @@ func (a *Alerts) check(dir string) error {
 			return errorf(field(p, "timeout"), "must be positive, got %v", m.Timeout)
 		}
 		if err := resolveCA(field(p, "ca_file"), dir, &m.CAFile); err != nil {
+			return err
+		}
+		if err := m.ClientAuth.check(p, dir); err != nil {
 			return err
 		}
 	}

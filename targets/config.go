@@ -143,9 +143,22 @@ type Store struct {
 	DSN    Secret `yaml:"dsn"`    // postgres URL
 }
 
-// HTTP is the metrics and API listener.
+// HTTP is the metrics and API listener (http.go).
 type HTTP struct {
 	Listen string `yaml:"listen"` // default 127.0.0.1:8080
+	// Tokens, when set, are required by every /api/v1/* request and the
+	// dashboard: a read token for GET, an admin token for anything else.
+	Tokens []APIToken `yaml:"tokens"`
+	// MetricsAuth is "open" (default: /metrics, /healthz and /readyz need
+	// no token) or "read" (they take a read or admin token too).
+	MetricsAuth string `yaml:"metrics_auth"`
+	// AllowUnauthenticated lets run listen on a non-loopback address
+	// without tokens: the API's pin would then be open to anyone reaching
+	// the port.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+	// TLS serves HTTPS; renewed certificate files are picked up without a
+	// restart.
+	TLS *ListenerTLS `yaml:"tls"`
 }
 
 // Secret is a string that never prints. String/GoString/MarshalYAML/

@@ -41,6 +41,8 @@ var invalidCases = map[string]string{
 	"subject-no-token":      `probes[0] (otp).message.subject: must contain {{.Token}}: the watcher matches by it when a provider does not index X-Otpprobe-Id`,
 	"syntax":                `invalid YAML: line 2: did not find expected '-' indicator`,
 	"template-range":        `probes[0] (otp).message.body: range is not allowed in message templates`,
+	"token-scope":           `http.tokens[0] (ops).scope: must be read or admin, got "write"`,
+	"token-short":           `http.tokens[0] (ops): the token is shorter than 16 bytes; use a long random one (e.g. openssl rand -hex 32)`,
 	"tls-none":              `senders[0] (relay).tls: none sends credentials in clear text; allow it with insecure: true`,
 	"top-level-list":        `top level must be a mapping (senders:, mailboxes:, probes:, ...) (line 2)`,
 	"two-documents":         `more than one YAML document; a config is exactly one (line 23)`,

@@ -82,6 +82,9 @@ func (c *Config) checkReporting(dir string) error {
 	for i, s := range c.Senders {
 		senders[s.Name] = i
 	}
+	if err := c.HTTP.check(dir); err != nil {
+		return err
+	}
 	if err := c.Alerts.check(dir); err != nil {
 		return err
 	}

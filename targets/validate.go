@@ -99,9 +99,6 @@ func (c *Config) validate() error {
 	if err := c.Store.check(); err != nil {
 		return err
 	}
-	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
-		return errorf("http.listen", "want host:port, got %q", c.HTTP.Listen)
-	}
 	if err := c.DNSChecks.Validate(); err != nil {
 		return err
 	}

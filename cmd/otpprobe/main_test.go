@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/otpprobe/otpprobe/lab"
+	"github.com/otpprobe/otpprobe/reports/api"
+	"github.com/otpprobe/otpprobe/targets"
 )
 
 // run runs the CLI in process and returns its exit code and output.
@@ -243,7 +246,7 @@ func TestRunServesMetrics(t *testing.T) {
 	defer p.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr, err := p.serveHTTP(ctx, "127.0.0.1:0", discardLogger())
+	addr, err := p.serveHTTP(ctx, targets.HTTP{Listen: "127.0.0.1:0"}, api.NewAuth(targets.HTTP{}, nil), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,5 +279,32 @@ func TestRunServesMetrics(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("GET %s lacks %q:\n%.2000s", path, want, body)
 		}
+	}
+}
+
+// TestRunRefusesAnOpenAPIOnTheNetwork: without tokens, run listens beyond
+// loopback only when the config says allow_unauthenticated.
+func TestRunRefusesAnOpenAPIOnTheNetwork(t *testing.T) {
+	dir := t.TempDir()
+	cfg := `
+senders:
+  - {name: relay, host: 127.0.0.1, port: 1, tls: starttls, from: otp@example.com}
+mailboxes:
+  - {name: seed, provider: generic, address: seed@example.com, host: 127.0.0.1, port: 1, authserv_id: mx.example.com, auth: {username: u, password: p}}
+probes:
+  - {name: otp, schedule: "@every 1m", senders: [relay], mailboxes: [seed]}
+store: {path: ` + filepath.Join(dir, "otpprobe.db") + `}
+http: {listen: "0.0.0.0:0"}
+`
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := run(t, context.Background(), "run", "--config", path)
+	if code != exitUsage || !strings.Contains(errOut, "http.listen: 0.0.0.0:0 is reachable from other machines and http.tokens is empty") {
+		t.Fatalf("run on 0.0.0.0 without tokens: exit %d, %s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "otpprobe.db")); err == nil {
+		t.Error("the store was opened before the refusal")
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/reports/api"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/metrics"
 	"github.com/otpprobe/otpprobe/reports/pipeline"
@@ -71,11 +73,21 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 
 func (p *prober) close() { p.store.Close() }
 
-// serveHTTP serves /metrics, /healthz and the API on addr until ctx ends.
-func (p *prober) serveHTTP(ctx context.Context, addr string, logger *slog.Logger) (string, error) {
-	ln, err := net.Listen("tcp", addr)
+// serveHTTP serves /metrics, /healthz and the API on h.Listen until ctx
+// ends, behind the token check of h.Tokens (auth, which a reload updates)
+// and over TLS with h.TLS.
+func (p *prober) serveHTTP(ctx context.Context, h targets.HTTP, auth *api.Auth, logger *slog.Logger) (string, error) {
+	ln, err := net.Listen("tcp", h.Listen)
 	if err != nil {
-		return "", fmt.Errorf("http.listen %s: %w", addr, err)
+		return "", fmt.Errorf("http.listen %s: %w", h.Listen, err)
+	}
+	if h.TLS != nil {
+		certs, err := newCertReloader(h.TLS.CertFile, h.TLS.KeyFile, logger)
+		if err != nil {
+			ln.Close()
+			return "", fmt.Errorf("http.tls: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get})
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", p.metrics.Handler())
@@ -84,7 +96,8 @@ func (p *prober) serveHTTP(ctx context.Context, addr string, logger *slog.Logger
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: auth.Wrap(mux), ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
 			logger.Error("http server stopped", "err", err)

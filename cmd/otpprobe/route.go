@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/user"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -77,7 +78,8 @@ func cmdRoute(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stderr, "otpprobe route pin: %q is not a sender of route %s (%s)\n", pos[1], r.Name, strings.Join(r.Senders(), ", "))
 			return exitUsage
 		}
-		if err := st.SetPin(ctx, store.RoutePin{Route: r.Name, Sender: pos[1], Reason: *reason, At: time.Now().UTC()}); err != nil {
+		if err := st.SetPin(ctx, store.RoutePin{Route: r.Name, Sender: pos[1], Reason: *reason, At: time.Now().UTC(),
+			Actor: cliActor(), Source: "local"}); err != nil {
 			fmt.Fprintf(stderr, "otpprobe route pin: %v\n", err)
 			return exitRuntime
 		}
@@ -139,10 +141,22 @@ func showRoutes(ctx context.Context, st *store.SQLite, routes []targets.Route, w
 		}
 		fmt.Fprintf(w, "\nlast transitions of %s:\n", r.Name)
 		for _, t := range trs {
-			fmt.Fprintf(w, "  %s  %s(%s) -> %s(%s)  %s\n", t.At.Format(time.RFC3339), t.FromState, t.FromSender, t.ToState, t.ToSender, t.Reason)
+			by := ""
+			if t.Actor != "" {
+				by = fmt.Sprintf("  [by %s from %s]", t.Actor, t.Source)
+			}
+			fmt.Fprintf(w, "  %s  %s(%s) -> %s(%s)  %s%s\n", t.At.Format(time.RFC3339), t.FromState, t.FromSender, t.ToState, t.ToSender, t.Reason, by)
 		}
 	}
 	return nil
+}
+
+// cliActor names the local user who pins with otpprobe route.
+func cliActor() string {
+	if u, err := user.Current(); err == nil {
+		return "cli:" + u.Username
+	}
+	return "cli"
 }
 
 // parseInterleaved parses flags that may come before, between or after

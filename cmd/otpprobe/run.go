@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/reports/api"
 	"github.com/otpprobe/otpprobe/targets"
 )
 
@@ -28,13 +29,18 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runDaemon runs the scheduler, watchers and HTTP server until ctx ends.
 // Attempts in flight stay pending in the store and are resumed next start.
 func runDaemon(ctx context.Context, cfg *targets.Config, logger *slog.Logger, stderr io.Writer) int {
+	if err := cfg.HTTP.CheckExposure(); err != nil {
+		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
+		return exitUsage
+	}
 	p, err := openProber(ctx, cfg, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitRuntime
 	}
 	defer p.close()
-	addr, err := p.serveHTTP(ctx, cfg.HTTP.Listen, logger)
+	auth := api.NewAuth(cfg.HTTP, logger.With("component", "http"))
+	addr, err := p.serveHTTP(ctx, cfg.HTTP, auth, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitRuntime
@@ -48,7 +54,8 @@ func runDaemon(ctx context.Context, cfg *targets.Config, logger *slog.Logger, st
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitRuntime
 	}
-	logger.Info("otpprobe running", "http", addr, "probes", len(cfg.Probes), "agent", cfg.Agent)
+	logger.Info("otpprobe running", "http", addr, "tls", cfg.HTTP.TLS != nil, "api_tokens", len(cfg.HTTP.Tokens),
+		"probes", len(cfg.Probes), "agent", cfg.Agent)
 	reports := make(chan struct{})
 	go func() {
 		defer close(reports)

@@ -25,7 +25,7 @@ type Alertmanager struct {
 
 // NewAlertmanager builds the notifier for cfg.
 func NewAlertmanager(cfg targets.Alertmanager) (*Alertmanager, error) {
-	client, err := httpClient(cfg.Timeout, cfg.CAFile)
+	client, err := httpClient(cfg.Timeout, cfg.CAFile, cfg.ClientAuth)
 	if err != nil {
 		return nil, fmt.Errorf("alertmanager %s: %w", cfg.Name, err)
 	}

@@ -42,7 +42,7 @@ type Webhook struct {
 
 // NewWebhook builds the notifier for cfg (its secret read at load).
 func NewWebhook(cfg targets.Webhook) (*Webhook, error) {
-	client, err := httpClient(cfg.Timeout, cfg.CAFile)
+	client, err := httpClient(cfg.Timeout, cfg.CAFile, cfg.ClientAuth)
 	if err != nil {
 		return nil, fmt.Errorf("webhook %s: %w", cfg.Name, err)
 	}
@@ -121,10 +121,13 @@ func do(client *http.Client, req *http.Request, name string) error {
 	return nil
 }
 
-// httpClient verifies TLS with the system roots, or only with caFile's.
-func httpClient(timeout time.Duration, caFile string) (*http.Client, error) {
+// httpClient verifies TLS with the system roots, or only with caFile's,
+// presents auth's client certificate and adds its Basic or bearer
+// credentials to every request.
+func httpClient(timeout time.Duration, caFile string, auth targets.ClientAuth) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil // notifications go where configured, not through an environment proxy
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		if err != nil {
@@ -134,8 +137,35 @@ func httpClient(timeout time.Duration, caFile string) (*http.Client, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
 		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		tr.TLSClientConfig.RootCAs = pool
 	}
-	return &http.Client{Timeout: timeout, Transport: tr,
+	if auth.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(auth.CertFile, auth.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate %s: %w", auth.CertFile, err)
+		}
+		tr.TLSClientConfig.Certificates = []tls.Certificate{cert}
+	}
+	var rt http.RoundTripper = tr
+	switch {
+	case auth.BasicAuth != nil:
+		rt = authorized{rt, func(r *http.Request) { r.SetBasicAuth(auth.BasicAuth.Username, auth.BasicAuth.Password().Reveal()) }}
+	case auth.BearerToken() != "":
+		rt = authorized{rt, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+auth.BearerToken().Reveal()) }}
+	}
+	return &http.Client{Timeout: timeout, Transport: rt,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
+}
+
+// authorized adds credentials to each request (on a copy: a RoundTripper
+// must not change its caller's request).
+type authorized struct {
+	next http.RoundTripper
+	set  func(*http.Request)
+}
+
+func (a authorized) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	a.set(r)
+	return a.next.RoundTrip(r)
 }

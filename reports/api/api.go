@@ -30,8 +30,13 @@ import (
 type Routes interface {
 	Decision(route string) (failover.Decision, bool)
 	Decisions() []failover.Decision
-	Pin(ctx context.Context, route, sender, reason string) (failover.Decision, error)
-	Unpin(ctx context.Context, route string) (failover.Decision, error)
+	Pin(ctx context.Context, route, sender string, by failover.Operator) (failover.Decision, error)
+	Unpin(ctx context.Context, route string, by failover.Operator) (failover.Decision, error)
+}
+
+// Transitions is the route history (store.SQLite).
+type Transitions interface {
+	Transitions(ctx context.Context, route string, since time.Time, limit int) ([]store.RouteTransition, error)
 }
 
 // SLOs evaluates objectives (slo.Evaluator).
@@ -46,9 +51,10 @@ type Alerts interface {
 
 // Options are the API's sources; nil ones answer 404.
 type Options struct {
-	Routes Routes
-	SLOs   SLOs
-	Alerts Alerts
+	Routes      Routes
+	Transitions Transitions
+	SLOs        SLOs
+	Alerts      Alerts
 	// Attempts is the attempt history (store.SQLite, store.Postgres).
 	Attempts attempts.Source
 	Logger   *slog.Logger
@@ -60,8 +66,9 @@ type Options struct {
 //
 //	GET  /api/v1/routes               every route's decision
 //	GET  /api/v1/routes/{route}       one decision; ETag, If-None-Match → 304
+//	GET  /api/v1/routes/{route}/transitions  the newest 100, oldest first
 //	POST /api/v1/routes/{route}/pin   {"sender": "backup", "reason": "..."}
-//	POST /api/v1/routes/{route}/unpin
+//	POST /api/v1/routes/{route}/unpin {"reason": "..."} (body optional)
 //	GET  /api/v1/slo                  every SLO's status
 //	GET  /api/v1/alerts               firing alerts
 //	GET  /api/v1/attempts             attempts, newest first (?probe=&sender=&mailbox=&provider=
@@ -69,7 +76,9 @@ type Options struct {
 //	GET  /api/v1/attempts/{id}        one attempt with everything stored
 //
 // POST requests must be application/json, which a browser cannot send
-// cross-site without a preflight this API never answers.
+// cross-site without a preflight this API never answers. Who may call
+// what is Auth's job, a middleware around the whole mux; pin and unpin
+// record the caller it admitted.
 func Register(mux *http.ServeMux, o Options) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -80,6 +89,7 @@ func Register(mux *http.ServeMux, o Options) {
 	s := &server{o}
 	mux.HandleFunc("GET /api/v1/routes", s.routes)
 	mux.HandleFunc("GET /api/v1/routes/{route}", s.route)
+	mux.HandleFunc("GET /api/v1/routes/{route}/transitions", s.transitions)
 	mux.HandleFunc("POST /api/v1/routes/{route}/pin", s.pin)
 	mux.HandleFunc("POST /api/v1/routes/{route}/unpin", s.unpin)
 	mux.HandleFunc("GET /api/v1/slo", s.slo)
@@ -133,8 +143,63 @@ func (s *server) pin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `"sender" is required`)
 		return
 	}
-	d, err := s.o.Routes.Pin(r.Context(), r.PathValue("route"), req.Sender, req.Reason)
+	d, err := s.o.Routes.Pin(r.Context(), r.PathValue("route"), req.Sender, operator(r, req.Reason))
 	s.decided(w, r, d, err)
+}
+
+// operator is the admitted caller as failover records it.
+func operator(r *http.Request, reason string) failover.Operator {
+	c, ok := CallerFrom(r.Context())
+	if !ok { // served without the Auth middleware (tests)
+		c = Caller{Name: Anonymous, Source: sourceAddr(r)}
+	}
+	return failover.Operator{Name: c.Name, Source: c.Source, Reason: reason}
+}
+
+// maxTransitions bounds the history one request returns.
+const maxTransitions = 100
+
+// Transition is a stored route transition as the API shows it.
+type Transition struct {
+	At         string   `json:"at"`
+	FromState  string   `json:"from_state"`
+	ToState    string   `json:"to_state"`
+	FromSender string   `json:"from_sender"`
+	ToSender   string   `json:"to_sender"`
+	Reason     string   `json:"reason"`
+	Diagnosis  string   `json:"diagnosis"`
+	Evidence   []string `json:"evidence"`
+	By         string   `json:"by,omitempty"`     // who pinned or unpinned
+	Source     string   `json:"source,omitempty"` // from which address
+}
+
+func (s *server) transitions(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("route")
+	if s.o.Routes == nil || s.o.Transitions == nil {
+		writeError(w, http.StatusNotFound, "unknown route "+quote(name))
+		return
+	}
+	if _, ok := s.o.Routes.Decision(name); !ok {
+		writeError(w, http.StatusNotFound, "unknown route "+quote(name))
+		return
+	}
+	trs, err := s.o.Transitions.Transitions(r.Context(), name, time.Time{}, maxTransitions)
+	if err != nil {
+		s.o.Logger.Error("api: route transitions", "route", name, "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the transitions")
+		return
+	}
+	out := make([]Transition, 0, len(trs))
+	for _, t := range trs {
+		ev := t.Evidence
+		if ev == nil {
+			ev = []string{}
+		}
+		out = append(out, Transition{At: t.At.Format(time.RFC3339Nano), FromState: t.FromState, ToState: t.ToState,
+			FromSender: t.FromSender, ToSender: t.ToSender, Reason: t.Reason, Diagnosis: t.Diagnosis, Evidence: ev,
+			By: t.Actor, Source: t.Source})
+	}
+	writeJSON(w, r, http.StatusOK, out)
 }
 
 func (s *server) unpin(w http.ResponseWriter, r *http.Request) {
@@ -142,15 +207,17 @@ func (s *server) unpin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no routes are configured")
 		return
 	}
+	var req struct {
+		Reason string `json:"reason"`
+	}
 	if r.ContentLength != 0 {
-		var empty struct{}
-		if !decodeJSON(w, r, &empty) {
+		if !decodeJSON(w, r, &req) {
 			return
 		}
 	} else if !jsonContent(w, r) {
 		return
 	}
-	d, err := s.o.Routes.Unpin(r.Context(), r.PathValue("route"))
+	d, err := s.o.Routes.Unpin(r.Context(), r.PathValue("route"), operator(r, req.Reason))
 	s.decided(w, r, d, err)
 }
 

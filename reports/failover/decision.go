@@ -50,6 +50,10 @@ type Transition struct {
 	FromSender string   `json:"from_sender"`
 	ToSender   string   `json:"to_sender"`
 	Decision   Decision `json:"decision"`
+	// By and Source name who pinned or unpinned the route and from where
+	// (omitted for the state machine's own transitions).
+	By     string `json:"by,omitempty"`
+	Source string `json:"source,omitempty"`
 }
 
 func decision(st store.RouteState, primary string, pinned bool) Decision {

@@ -45,6 +45,14 @@ type Options struct {
 	Poll time.Duration
 }
 
+// Operator is who pins or unpins a route by hand, recorded with the pin
+// and the transition it causes.
+type Operator struct {
+	Name   string // the API token's name, "anonymous" without tokens, cli:USER for otpprobe route
+	Source string // the client's address
+	Reason string
+}
+
 // ErrUnknownRoute and ErrUnknownSender are returned by Pin and Unpin.
 var (
 	ErrUnknownRoute  = errors.New("unknown route")
@@ -76,6 +84,9 @@ type route struct {
 	// ignored is the last stored pin ignored for naming a sender not on
 	// the route, so that it is logged once rather than every poll.
 	ignored store.RoutePin
+	// unpinned is who removed the pin, until the transition it causes is
+	// stored.
+	unpinned *Operator
 }
 
 type health struct {
@@ -232,7 +243,11 @@ func (f *Failover) next(rt *route) (to, sender, reason, diag string, evidence []
 		if st.State == StatePinned && st.ActiveSender == rt.pin.Sender {
 			return
 		}
-		why := "pinned to " + rt.pin.Sender + " by an operator"
+		who := "an operator"
+		if rt.pin.Actor != "" {
+			who = rt.pin.Actor
+		}
+		why := "pinned to " + rt.pin.Sender + " by " + who
 		if rt.pin.Reason != "" {
 			why += ": " + rt.pin.Reason
 		}
@@ -241,10 +256,14 @@ func (f *Failover) next(rt *route) (to, sender, reason, diag string, evidence []
 	now := f.opts.Now()
 	switch st.State {
 	case StatePinned:
-		if st.ActiveSender == c.Primary {
-			return StatePrimary, c.Primary, "unpinned; staying on the primary " + c.Primary, "", nil, true
+		why := "unpinned"
+		if rt.unpinned != nil && rt.unpinned.Reason != "" {
+			why += " (" + rt.unpinned.Reason + ")"
 		}
-		return StateBackup, st.ActiveSender, "unpinned; staying on " + st.ActiveSender + " until the primary recovers", "", nil, true
+		if st.ActiveSender == c.Primary {
+			return StatePrimary, c.Primary, why + "; staying on the primary " + c.Primary, "", nil, true
+		}
+		return StateBackup, st.ActiveSender, why + "; staying on " + st.ActiveSender + " until the primary recovers", "", nil, true
 	case StatePrimary:
 		if st.BadRounds >= c.UnhealthyRounds {
 			return StateFailingOver, c.Primary, rt.badReason(), rt.lastBad.Diagnosis(), rt.badIDs, true
@@ -315,6 +334,14 @@ func (f *Failover) fastBurn(c targets.Route) (bool, string) {
 func (f *Failover) transition(ctx context.Context, rt *route, to, sender, reason, diag string, evidence []string) Transition {
 	now := f.opts.Now().UTC()
 	from := rt.st
+	var by Operator
+	switch {
+	case to == StatePinned && rt.pin != nil:
+		by = Operator{Name: rt.pin.Actor, Source: rt.pin.Source}
+	case from.State == StatePinned && rt.unpinned != nil:
+		by = *rt.unpinned
+	}
+	rt.unpinned = nil
 	rt.st.State, rt.st.Reason, rt.st.Diagnosis = to, reason, diag
 	rt.st.Evidence = append([]string(nil), evidence...)
 	if sender != from.ActiveSender {
@@ -328,13 +355,17 @@ func (f *Failover) transition(ctx context.Context, rt *route, to, sender, reason
 	t := Transition{
 		Type: "route_transition", Agent: f.opts.Agent, Route: rt.cfg.Name, At: now.Format(time.RFC3339Nano),
 		FromState: from.State, ToState: to, FromSender: from.ActiveSender, ToSender: rt.st.ActiveSender,
-		Decision: decision(rt.st, rt.cfg.Primary, rt.pin != nil),
+		Decision: decision(rt.st, rt.cfg.Primary, rt.pin != nil), By: by.Name, Source: by.Source,
 	}
 	tr := &store.RouteTransition{Route: rt.cfg.Name, At: now, FromState: from.State, ToState: to,
-		FromSender: from.ActiveSender, ToSender: rt.st.ActiveSender, Reason: reason, Diagnosis: rt.st.Diagnosis, Evidence: rt.st.Evidence}
+		FromSender: from.ActiveSender, ToSender: rt.st.ActiveSender, Reason: reason, Diagnosis: rt.st.Diagnosis, Evidence: rt.st.Evidence,
+		Actor: by.Name, Source: by.Source}
 	f.save(ctx, rt, tr, t)
-	f.log.Info("route transition", "route", rt.cfg.Name, "from", from.State, "to", to,
-		"active_sender", rt.st.ActiveSender, "reason", reason)
+	attrs := []any{"route", rt.cfg.Name, "from", from.State, "to", to, "active_sender", rt.st.ActiveSender, "reason", reason}
+	if by.Name != "" {
+		attrs = append(attrs, "by", by.Name, "source", by.Source)
+	}
+	f.log.Info("route transition", attrs...)
 	return t
 }
 
@@ -359,8 +390,9 @@ func (f *Failover) changed(ctx context.Context, ts []Transition) {
 	}
 }
 
-// Pin makes route use sender until Unpin, whatever the probes say.
-func (f *Failover) Pin(ctx context.Context, name, sender, reason string) (Decision, error) {
+// Pin makes route use sender until Unpin, whatever the probes say; by is
+// stored with the pin and its transition.
+func (f *Failover) Pin(ctx context.Context, name, sender string, by Operator) (Decision, error) {
 	f.mu.Lock()
 	rt, ok := f.routes[name]
 	if !ok {
@@ -371,11 +403,12 @@ func (f *Failover) Pin(ctx context.Context, name, sender, reason string) (Decisi
 		f.mu.Unlock()
 		return Decision{}, fmt.Errorf("%w: %q (route %s has %s)", ErrUnknownSender, sender, name, strings.Join(rt.cfg.Senders(), ", "))
 	}
-	p := store.RoutePin{Route: name, Sender: sender, Reason: reason, At: f.opts.Now().UTC()}
+	p := store.RoutePin{Route: name, Sender: sender, Reason: by.Reason, At: f.opts.Now().UTC(), Actor: by.Name, Source: by.Source}
 	if err := f.opts.Store.SetPin(ctx, p); err != nil {
 		f.mu.Unlock()
 		return Decision{}, err
 	}
+	f.log.Info("route pinned", "route", name, "sender", sender, "by", by.Name, "source", by.Source, "reason", by.Reason)
 	rt.pin = &p
 	done := f.step(ctx, rt)
 	f.publish()
@@ -385,8 +418,9 @@ func (f *Failover) Pin(ctx context.Context, name, sender, reason string) (Decisi
 	return d, nil
 }
 
-// Unpin hands route back to the state machine.
-func (f *Failover) Unpin(ctx context.Context, name string) (Decision, error) {
+// Unpin hands route back to the state machine; by is recorded with the
+// transition out of the pinned state.
+func (f *Failover) Unpin(ctx context.Context, name string, by Operator) (Decision, error) {
 	f.mu.Lock()
 	rt, ok := f.routes[name]
 	if !ok {
@@ -397,7 +431,11 @@ func (f *Failover) Unpin(ctx context.Context, name string) (Decision, error) {
 		f.mu.Unlock()
 		return Decision{}, err
 	}
+	f.log.Info("route unpinned", "route", name, "by", by.Name, "source", by.Source, "reason", by.Reason)
 	rt.pin = nil
+	if rt.st.State == StatePinned {
+		rt.unpinned = &by
+	}
 	done := f.step(ctx, rt)
 	f.publish()
 	d := decision(rt.st, rt.cfg.Primary, false)

@@ -243,13 +243,13 @@ func TestSingleLossesNeverFailOver(t *testing.T) {
 func TestPinAndUnpin(t *testing.T) {
 	fx := newFixture(t)
 	ctx := context.Background()
-	if _, err := fx.f.Pin(ctx, "otp", "sendgrid", ""); err == nil || !strings.Contains(err.Error(), "not on this route") {
+	if _, err := fx.f.Pin(ctx, "otp", "sendgrid", failover.Operator{}); err == nil || !strings.Contains(err.Error(), "not on this route") {
 		t.Errorf("pin to an unknown sender: %v", err)
 	}
-	if _, err := fx.f.Pin(ctx, "nope", "backup", ""); err == nil {
+	if _, err := fx.f.Pin(ctx, "nope", "backup", failover.Operator{}); err == nil {
 		t.Error("pin of an unknown route accepted")
 	}
-	d, err := fx.f.Pin(ctx, "otp", "backup", "maintenance on the tenant")
+	d, err := fx.f.Pin(ctx, "otp", "backup", failover.Operator{Name: "oncall", Source: "192.0.2.7", Reason: "maintenance on the tenant"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,8 +265,15 @@ func TestPinAndUnpin(t *testing.T) {
 	fx.open()
 	fx.want(failover.StatePinned, "backup")
 
-	if _, err := fx.f.Unpin(ctx, "otp"); err != nil {
+	if _, err := fx.f.Unpin(ctx, "otp", failover.Operator{Name: "lead", Source: "192.0.2.8", Reason: "tenant fixed"}); err != nil {
 		t.Fatal(err)
+	}
+	// Who pinned and unpinned is on the transitions they caused, and only
+	// on those.
+	trs, _ := fx.st.Transitions(ctx, "otp", time.Time{}, 0)
+	if len(trs) < 3 || trs[0].Actor != "oncall" || trs[0].Source != "192.0.2.7" || !strings.Contains(trs[0].Reason, "by oncall: maintenance") ||
+		trs[1].Actor != "lead" || trs[1].Source != "192.0.2.8" || !strings.Contains(trs[1].Reason, "unpinned (tenant fixed)") || trs[2].Actor != "" {
+		t.Errorf("audit on the transitions: %+v", trs)
 	}
 	// m365 was healthy for 3 rounds and the backup active for 3 minutes
 	// (≥ M and the hold), so unpinning fails back at once, through the
@@ -276,10 +283,10 @@ func TestPinAndUnpin(t *testing.T) {
 		t.Errorf("transitions %q", got)
 	}
 	// Pinned to the primary, unpinning leaves it there.
-	if _, err := fx.f.Pin(ctx, "otp", "m365", ""); err != nil {
+	if _, err := fx.f.Pin(ctx, "otp", "m365", failover.Operator{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fx.f.Unpin(ctx, "otp"); err != nil {
+	if _, err := fx.f.Unpin(ctx, "otp", failover.Operator{}); err != nil {
 		t.Fatal(err)
 	}
 	fx.want(failover.StatePrimary, "m365")
@@ -391,12 +398,12 @@ func TestExecHook(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "hang"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Pin(ctx, "otp", "backup", "first"); err != nil {
+	if _, err := f.Pin(ctx, "otp", "backup", failover.Operator{Reason: "first"}); err != nil {
 		t.Fatal(err)
 	}
 	waitLines(t, filepath.Join(dir, "hook.jsonl"), 1)
 	os.Remove(filepath.Join(dir, "hang"))
-	if _, err := f.Unpin(ctx, "otp"); err != nil {
+	if _, err := f.Unpin(ctx, "otp", failover.Operator{}); err != nil {
 		t.Fatal(err)
 	}
 	lines := waitLines(t, filepath.Join(dir, "hook.jsonl"), 2)
@@ -421,7 +428,7 @@ func TestRunWaitsForExecHooks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); f.Run(ctx) }()
-	if _, err := f.Pin(ctx, "otp", "backup", "drill"); err != nil {
+	if _, err := f.Pin(ctx, "otp", "backup", failover.Operator{Reason: "drill"}); err != nil {
 		t.Fatal(err)
 	}
 	waitLines(t, filepath.Join(dir, "hook.jsonl"), 1) // the hook is running

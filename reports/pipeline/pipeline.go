@@ -180,7 +180,7 @@ func (p *Pipeline) sloEvaluated(ctx context.Context, sts []slo.Status) {
 
 // Register adds the API to mux.
 func (p *Pipeline) Register(mux *http.ServeMux) {
-	api.Register(mux, api.Options{Routes: p.Failover, SLOs: p.SLOs, Alerts: p.Alerts, Attempts: p.opts.History,
+	api.Register(mux, api.Options{Routes: p.Failover, Transitions: p.opts.Store, SLOs: p.SLOs, Alerts: p.Alerts, Attempts: p.opts.History,
 		Logger: p.opts.Logger.With("component", "api")})
 }
 

@@ -88,6 +88,7 @@ var sqliteMigrations = []migration{
 		`ALTER TABLE attempts ADD COLUMN round_id TEXT NOT NULL DEFAULT ''`,
 		`CREATE INDEX attempts_round_id ON attempts (round_id)`,
 	)},
+	{5, "route_audit", migrateRouteAudit},
 }
 
 // ErrSchemaTooNew means the database was migrated by a newer otpprobe.

@@ -70,6 +70,16 @@ var migrateRoutesAndOutbox = execAll(
 	`CREATE INDEX outbox_undelivered ON outbox (next_at) WHERE delivered_at IS NULL`,
 )
 
+// migrateRouteAudit (version 5) records who changed a route by hand: the
+// API token's name (or "cli:USER" for otpprobe route) and the client's
+// address, on the pin and on the transition it caused.
+var migrateRouteAudit = execAll(
+	`ALTER TABLE route_pins ADD COLUMN actor TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE route_pins ADD COLUMN source TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE route_transitions ADD COLUMN actor TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE route_transitions ADD COLUMN source TEXT NOT NULL DEFAULT ''`,
+)
+
 // RouteState is a failover route's current decision, with the streaks it
 // was decided from, so a restart continues counting where it stopped.
 type RouteState struct {
@@ -95,6 +105,9 @@ type RouteTransition struct {
 	Reason               string
 	Diagnosis            string
 	Evidence             []string
+	// Actor and Source name who made a manual change (pin, unpin) and from
+	// where; empty for the state machine's own decisions.
+	Actor, Source string
 }
 
 // RoutePin is a manual override: the route uses Sender until unpinned.
@@ -103,6 +116,8 @@ type RoutePin struct {
 	Sender string
 	Reason string
 	At     time.Time
+	Actor  string // the API token's name, or cli:USER
+	Source string // the client's address, or "local"
 }
 
 // Route returns the stored state of route; ok is false when none is stored.
@@ -155,8 +170,9 @@ func (s *SQLite) SaveRoute(ctx context.Context, st *RouteState, tr *RouteTransit
 				return err
 			}
 			res, err := tx.ExecContext(ctx, `INSERT INTO route_transitions (route, at, from_state, to_state,
-				from_sender, to_sender, reason, diagnosis, evidence) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				tr.Route, tr.At.UnixMilli(), tr.FromState, tr.ToState, tr.FromSender, tr.ToSender, tr.Reason, tr.Diagnosis, ev)
+				from_sender, to_sender, reason, diagnosis, evidence, actor, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				tr.Route, tr.At.UnixMilli(), tr.FromState, tr.ToState, tr.FromSender, tr.ToSender, tr.Reason, tr.Diagnosis, ev,
+				tr.Actor, tr.Source)
 			if err != nil {
 				return err
 			}
@@ -175,8 +191,8 @@ func (s *SQLite) Transitions(ctx context.Context, route string, since time.Time,
 		limit = -1 // SQLite: no limit
 	}
 	// The newest limit of them, returned oldest first.
-	q := `SELECT * FROM (SELECT id, route, at, from_state, to_state, from_sender, to_sender, reason, diagnosis, evidence
-		FROM route_transitions WHERE route = ? AND at >= ? ORDER BY id DESC LIMIT ?) ORDER BY id`
+	q := `SELECT * FROM (SELECT id, route, at, from_state, to_state, from_sender, to_sender, reason, diagnosis, evidence,
+		actor, source FROM route_transitions WHERE route = ? AND at >= ? ORDER BY id DESC LIMIT ?) ORDER BY id`
 	args := []any{route, since.UnixMilli(), limit}
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -189,7 +205,7 @@ func (s *SQLite) Transitions(ctx context.Context, route string, since time.Time,
 		var at int64
 		var ev string
 		if err := rows.Scan(&t.ID, &t.Route, &at, &t.FromState, &t.ToState, &t.FromSender, &t.ToSender,
-			&t.Reason, &t.Diagnosis, &ev); err != nil {
+			&t.Reason, &t.Diagnosis, &ev, &t.Actor, &t.Source); err != nil {
 			return nil, fmt.Errorf("store: transitions of %q: %w", route, err)
 		}
 		t.At = time.UnixMilli(at).UTC()
@@ -206,9 +222,10 @@ func (s *SQLite) Transitions(ctx context.Context, route string, since time.Time,
 
 // SetPin pins a route to a sender (replacing any pin).
 func (s *SQLite) SetPin(ctx context.Context, p RoutePin) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO route_pins (route, sender, reason, at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (route) DO UPDATE SET sender = excluded.sender, reason = excluded.reason, at = excluded.at`,
-		p.Route, p.Sender, p.Reason, p.At.UnixMilli())
+	_, err := s.w.ExecContext(ctx, `INSERT INTO route_pins (route, sender, reason, at, actor, source) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (route) DO UPDATE SET sender = excluded.sender, reason = excluded.reason, at = excluded.at,
+		actor = excluded.actor, source = excluded.source`,
+		p.Route, p.Sender, p.Reason, p.At.UnixMilli(), p.Actor, p.Source)
 	if err != nil {
 		return fmt.Errorf("store: pin route %q: %w", p.Route, err)
 	}
@@ -225,7 +242,7 @@ func (s *SQLite) DeletePin(ctx context.Context, route string) error {
 
 // Pins returns every pin by route.
 func (s *SQLite) Pins(ctx context.Context) (map[string]RoutePin, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT route, sender, reason, at FROM route_pins`)
+	rows, err := s.r.QueryContext(ctx, `SELECT route, sender, reason, at, actor, source FROM route_pins`)
 	if err != nil {
 		return nil, fmt.Errorf("store: pins: %w", err)
 	}
@@ -234,7 +251,7 @@ func (s *SQLite) Pins(ctx context.Context) (map[string]RoutePin, error) {
 	for rows.Next() {
 		var p RoutePin
 		var at int64
-		if err := rows.Scan(&p.Route, &p.Sender, &p.Reason, &at); err != nil {
+		if err := rows.Scan(&p.Route, &p.Sender, &p.Reason, &at, &p.Actor, &p.Source); err != nil {
 			return nil, fmt.Errorf("store: pins: %w", err)
 		}
 		p.At = time.UnixMilli(at).UTC()

@@ -45,6 +45,16 @@ func TestRouteStateAndTransitions(t *testing.T) {
 	if len(trs) != 3 {
 		t.Errorf("%d transitions since 1m30s, want 3", len(trs))
 	}
+	// A manual change keeps who made it and from where.
+	tr := RouteTransition{Route: "otp", At: t0.Add(time.Hour), FromState: "backup", ToState: "pinned",
+		FromSender: "backup", ToSender: "m365", Reason: "pinned", Actor: "oncall", Source: "192.0.2.7"}
+	if err := s.SaveRoute(ctx, &st, &tr, nil); err != nil {
+		t.Fatal(err)
+	}
+	trs, _ = s.Transitions(ctx, "otp", t0.Add(time.Hour), 0)
+	if len(trs) != 1 || trs[0].Actor != "oncall" || trs[0].Source != "192.0.2.7" {
+		t.Errorf("manual transition read back as %+v", trs)
+	}
 	if n, _ := s.UndeliveredCount(ctx); n != 5 {
 		t.Errorf("%d queued with the transitions, want 5", n)
 	}
@@ -57,11 +67,12 @@ func TestPins(t *testing.T) {
 	if err := s.SetPin(ctx, RoutePin{Route: "otp", Sender: "backup", Reason: "x", At: at}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetPin(ctx, RoutePin{Route: "otp", Sender: "m365", At: at}); err != nil {
+	if err := s.SetPin(ctx, RoutePin{Route: "otp", Sender: "m365", At: at, Actor: "oncall", Source: "192.0.2.7"}); err != nil {
 		t.Fatal(err)
 	}
 	pins, err := s.Pins(ctx)
-	if err != nil || len(pins) != 1 || pins["otp"].Sender != "m365" || !pins["otp"].At.Equal(at) {
+	if err != nil || len(pins) != 1 || pins["otp"].Sender != "m365" || !pins["otp"].At.Equal(at) ||
+		pins["otp"].Actor != "oncall" || pins["otp"].Source != "192.0.2.7" {
 		t.Fatalf("pins %+v %v", pins, err)
 	}
 	if err := s.DeletePin(ctx, "otp"); err != nil {
