@@ -213,7 +213,7 @@ func instance(tags map[string]string, header string) (int, error) {
 // parseAAR reads "i=N; authserv-id [version]; results". It returns i=0
 // when the instance cannot be read.
 func parseAAR(v string) (int, AuthResults, error) {
-	p := arParser{s: v, header: "ARC-Authentication-Results"}
+	p := newARParser(v, "ARC-Authentication-Results")
 	p.skipCFWS()
 	if tag := p.token(); !strings.EqualFold(tag, "i") {
 		return 0, AuthResults{}, fmt.Errorf("ARC-Authentication-Results does not start with i=")

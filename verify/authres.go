@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"mime"
 	"strings"
 
 	"github.com/emersion/go-msgauth/authres"
@@ -59,11 +60,42 @@ func (e *ParseError) Error() string {
 // receivers really write: comments anywhere (nested, holding ";" and
 // "="), quoted values, a missing authserv-id, properties it does not
 // model. On bad input it returns what it could read and a *ParseError.
+//
+// It also reads the forms receivers wrote before or beside RFC 8601:
+// a value sent as RFC 2047 encoded-words (Microsoft), results without
+// authserv-id with "outlook.com;" between them (old Outlook.com), no ";"
+// after the id and "from=" before its method (old Yahoo), "spfDomain=…
+// spfResult=…" pairs, comments glued to a result ("pass(p=none)") and a
+// result that follows another without ";" (reported).
 func ParseAuthResults(value string) (AuthResults, error) {
-	p := arParser{s: value, header: "Authentication-Results"}
+	p := newARParser(value, "Authentication-Results")
 	res := p.parse()
 	return res, p.err()
 }
+
+func newARParser(value, header string) *arParser {
+	return &arParser{s: decodeWords(value), header: header}
+}
+
+// decodeWords decodes RFC 2047 encoded-words. They have no place in a
+// structured field, but Microsoft writes whole Authentication-Results
+// and ARC-Authentication-Results values as "=?utf-8?B?…?=". A value that
+// does not decode is parsed as written.
+func decodeWords(v string) string {
+	if !strings.Contains(v, "=?") {
+		return v
+	}
+	d, err := wordDecoder.DecodeHeader(v)
+	if err != nil {
+		return v
+	}
+	// "=?utf-8?q?=FF?=" decodes to invalid UTF-8; the value was valid.
+	return strings.ToValidUTF8(d, "\uFFFD")
+}
+
+// wordDecoder knows UTF-8, US-ASCII and ISO-8859-1, what receivers use;
+// other charsets fail and the value is read as written.
+var wordDecoder = &mime.WordDecoder{}
 
 // arParser is a single pass over one header value. Comments and folding
 // whitespace are skipped between tokens; comment text is collected for
@@ -289,6 +321,9 @@ func (p *arParser) parse() AuthResults {
 			continue
 		}
 		r, ok := p.result()
+		if ok {
+			r, ok = fromPair(r)
+		}
 		switch {
 		case !ok:
 		case r.Method == "from" && r.Props == nil:
@@ -411,6 +446,12 @@ func (p *arParser) result() (Result, bool) {
 		}
 		kstart := p.i
 		key := strings.ToLower(p.key())
+		if knownMethods[key] && p.startsResult() {
+			// "spf=pass smtp.mailfrom=a dkim=pass …": a ";" is missing.
+			p.fail(kstart, "missing \";\" before %q", key)
+			p.i = kstart
+			break
+		}
 		if key == "" {
 			p.fail(p.i, "unexpected %q in %s result", p.peek(), method)
 			if p.peek() == '"' {
@@ -443,6 +484,69 @@ func (p *arParser) result() (Result, bool) {
 	}
 	r.Comment = p.takeComments()
 	return r, true
+}
+
+// pairProp is the property naming the domain of a method, for the
+// "spfDomain=example.com spfResult=pass" pairs some receivers write.
+var pairProp = map[string]string{"spf": "smtp.mailfrom", "dkim": "header.d", "dmarc": "header.from"}
+
+// fromPair rewrites a "<method>Domain=d <method>Result=r" pair (either
+// order) as "<method>=r" with the domain property; other results are
+// returned as they are. ok is false for a pair without its result.
+func fromPair(r Result) (Result, bool) {
+	for m, prop := range pairProp {
+		var domain, result string
+		switch r.Method {
+		case m + "domain":
+			domain, result = r.Result, r.Props[m+"result"]
+		case m + "result":
+			domain, result = r.Props[m+"domain"], r.Result
+		default:
+			continue
+		}
+		out := Result{Method: m, Result: strings.ToLower(result), Reason: r.Reason, Comment: r.Comment, Props: map[string]string{}}
+		for k, v := range r.Props {
+			if k != m+"domain" && k != m+"result" {
+				out.Props[k] = v
+			}
+		}
+		if domain != "" {
+			out.Props[prop] = domain
+		}
+		return out, out.Result != ""
+	}
+	return r, true
+}
+
+// knownMethods are the method names a result can start with; a bare
+// "name=" inside a result that is one of them starts the next result.
+var knownMethods = map[string]bool{
+	"spf": true, "dkim": true, "dmarc": true, "arc": true, "iprev": true, "auth": true,
+	"sender-id": true, "domainkeys": true, "dkim-adsp": true, "dkim-atps": true,
+	"bimi": true, "compauth": true, "x-ptr": true, "rrvs": true, "vbr": true,
+}
+
+// startsResult reports, just after a key, whether "= result-word"
+// follows: the key is a method, not a property.
+func (p *arParser) startsResult() bool {
+	save, saveC := p.i, len(p.comments)
+	defer func() { p.i, p.comments = save, p.comments[:saveC] }()
+	p.skipCFWS()
+	if p.peek() != '=' {
+		return false
+	}
+	p.i++
+	p.skipCFWS()
+	return resultWords[strings.ToLower(p.token())]
+}
+
+// resultWords are the result values of RFC 8601 §2.7 and what providers
+// write beside them.
+var resultWords = map[string]bool{
+	"pass": true, "fail": true, "softfail": true, "neutral": true, "none": true,
+	"temperror": true, "permerror": true, "policy": true, "hardfail": true,
+	"bestguesspass": true, "unknown": true, "perm_fail": true, "temp_fail": true,
+	"discard": true, "nxdomain": true, "signed": true,
 }
 
 // Prop returns a property, "" when absent.

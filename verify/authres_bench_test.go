@@ -62,3 +62,11 @@ func BenchmarkSummarizeGmailARC(b *testing.B) {
 		}
 	}
 }
+
+func benchHeaderBlock(b *testing.B, file string) string {
+	raw, err := os.ReadFile(filepath.Join("testdata", "corpus", file))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return string(raw)
+}

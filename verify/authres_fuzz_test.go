@@ -37,7 +37,7 @@ func FuzzAuthResults(f *testing.F) {
 			}
 		}
 	})
-	for _, s := range []string{"", ";", "(", "\"", "a (b (c) \\) d) 1; m/1 = (x) r p . (y) k = \"v\\\"\"", "x; a=b; =; ==; (;=)"} {
+	for _, s := range []string{"", ";", "(", "\"", "a (b (c) \\) d) 1; m/1 = (x) r p . (y) k = \"v\\\"\"", "x; a=b; =; ==; (;=)", "=?utf-8?B?c3BmPXBhc3M7?=", "=?x?q?=3D?= =?utf-8?b?==?=", "h spfDomain=a spfResult=pass dkim=pass dmarc=fail(p=none (x)"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, value string) {

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/base64"
 	"errors"
 	"reflect"
 	"strings"
@@ -165,5 +166,42 @@ func TestTypedRoundTripsThroughGoMsgauth(t *testing.T) {
 	id, back, err := authres.Parse(authres.Format(ar.AuthservID, typed))
 	if err != nil || id != "mx.google.com" || len(back) != 4 {
 		t.Fatalf("round trip: %q %d %v", id, len(back), err)
+	}
+}
+
+// The forms receivers wrote before or beside RFC 8601 are read, every
+// recoverable result recovered; what was wrong is reported.
+func TestParseTolerantForms(t *testing.T) {
+	b64 := "=?utf-8?B?" + base64.StdEncoding.EncodeToString([]byte("spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=x.example; dkim=pass (signature was verified) header.d=x.example;dmarc=pass action=none header.from=x.example;compauth=pass reason=100")) + "?="
+	for _, tc := range []struct {
+		name, value, id, want string
+		errs                  bool
+	}{
+		{"encoded-word", b64, "", "spf=pass dkim=pass dmarc=pass compauth=pass", false},
+		{"encoded-word q", "=?us-ascii?Q?mx.example;_spf=3Dpass?=", "mx.example", "spf=pass", false},
+		{"old outlook.com", "spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=x.example; outlook.com; dkim=pass (signature was verified) header.d=x.example;outlook.com; dmarc=pass action=none header.from=x.example;", "", "spf=pass dkim=pass dmarc=pass", false},
+		{"old yahoo", "mta1.mail.bf1.yahoo.com  from=x.example; domainkeys=neutral (no sig);  from=x.example; dkim=pass (ok)", "mta1.mail.bf1.yahoo.com", "domainkeys=neutral dkim=pass", true},
+		{"spfDomain pair", "mta1.mail.bf1.yahoo.com; spfDomain=x.example spfResult=pass; dkimResult=fail dkimDomain=x.example", "mta1.mail.bf1.yahoo.com", "spf=pass dkim=fail", false},
+		{"missing semicolons", "mx.example; spf=pass smtp.mailfrom=x.example dkim=pass header.d=x.example dmarc=pass header.from=x.example", "mx.example", "spf=pass dkim=pass dmarc=pass", true},
+		{"glued nested comment", "mx.example; dkim=fail(body hash mismatch (got b=abc)) header.d=x.example; dmarc=pass(p=none (sp=none)) header.from=x.example", "mx.example", "dkim=fail dmarc=pass", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ar, err := ParseAuthResults(tc.value)
+			var got []string
+			for _, r := range ar.Results {
+				got = append(got, r.Method+"="+r.Result)
+			}
+			if strings.Join(got, " ") != tc.want || ar.AuthservID != tc.id || (err != nil) != tc.errs {
+				t.Errorf("id %q, results %q, err %v; want id %q, %q, errors %v", ar.AuthservID, got, err, tc.id, tc.want, tc.errs)
+			}
+		})
+	}
+	ar, _ := ParseAuthResults("mx.example; spfDomain=x.example spfResult=pass")
+	if r := ar.Results[0]; r.Prop("smtp.mailfrom") != "x.example" || len(r.Props) != 1 {
+		t.Errorf("spfDomain pair: %+v", r)
+	}
+	ar, _ = ParseAuthResults("mx.example; dkim=fail (bad (very (bad))) header.d=x.example")
+	if ar.Results[0].Comment != "bad (very (bad))" {
+		t.Errorf("nested comment %q", ar.Results[0].Comment)
 	}
 }
