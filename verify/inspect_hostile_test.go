@@ -24,7 +24,7 @@ func hostileInputs() map[string]string {
 	return map[string]string{
 		"10k-fields":      many.String() + "\r\n",
 		"huge-value":      "Authentication-Results: mx.example.org; spf=pass smtp.mailfrom=" + strings.Repeat("a", big) + "\r\n\r\n",
-		"huge-header":  strings.Repeat("X-Filler: "+strings.Repeat("x", 70)+"\r\n", big/82) + "Authentication-Results: mx.example.org; spf=pass\r\n\r\n",
+		"huge-header":     strings.Repeat("X-Filler: "+strings.Repeat("x", 70)+"\r\n", big/82) + "Authentication-Results: mx.example.org; spf=pass\r\n\r\n",
 		"deep-comment":    "Authentication-Results: mx.example.org; dkim=fail " + strings.Repeat("(", 1<<20) + strings.Repeat(")", 1<<19) + "\r\n\r\n",
 		"many-results":    "Authentication-Results: mx.example.org" + strings.Repeat("; spf=pass", 20000) + "\r\n\r\n",
 		"many-missing-sc": "Authentication-Results: mx.example.org; " + strings.Repeat("spf=pass ", 20000) + "\r\n\r\n",
