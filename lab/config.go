@@ -118,10 +118,7 @@ mailboxes:
     provider: {{.Provider}}
     address: {{.Address}}
     authserv_id: {{printf "%q" .AuthservID}}
-    junk: {{printf "%q" .Junk}}
-    {{- if .Trash}}
-    trash: {{printf "%q" .Trash}}
-    {{- end}}
+    # junk and trash are found by their \Junk and \Trash special-use.
 {{- end}}
 {{- with .Bounces}}
   {{- template "server" (pair . $.CAFile)}}

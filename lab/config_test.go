@@ -26,7 +26,7 @@ func TestGeneratedConfigGolden(t *testing.T) {
 	for i, p := range []struct{ name, ip, authserv, junk, trash string }{
 		{"gmail", lab.GmailIP, "mx.google.com", "[Gmail]/Spam", "[Gmail]/Trash"},
 		{"yahoo", lab.YahooIP, "atlas-production.v2-mail-prod1-gq1.omega.yahoo.com", "Bulk", "Trash"},
-		{"outlook", lab.OutlookIP, "none", "Junk", "Deleted"},
+		{"outlook", lab.OutlookIP, "none", "Junk Email", "Deleted Items"},
 	} {
 		ep.Mailboxes = append(ep.Mailboxes, lab.Endpoint{Name: p.name, Provider: p.name, Address: "seed@" + p.name + ".test",
 			Host: p.ip, Port: 40143 + i, TLS: "starttls", Username: "seed", Password: "x", AuthservID: p.authserv, Junk: p.junk, Trash: p.trash})

@@ -20,6 +20,20 @@ func TestDiscoverFolder(t *testing.T) {
 			junk: "Quarantine", trash: "Bin",
 		},
 		{
+			// Microsoft 365: \Junk is "Junk Email"; a folder named "Junk"
+			// (made by some client) must not win by its name.
+			name: "special-use beats a decoy name (Microsoft 365)",
+			server: &plainServer{folders: []string{"INBOX", "Junk", "Trash", "Junk Email", "Deleted Items"},
+				roles: map[string]imap.MailboxAttr{"Junk Email": imap.MailboxAttrJunk, "Deleted Items": imap.MailboxAttrTrash}},
+			junk: "Junk Email", trash: "Deleted Items",
+		},
+		{
+			name: "Gmail in British English",
+			server: &plainServer{folders: []string{"INBOX", "[Gmail]/Spam", "[Gmail]/Bin", "[Gmail]/All Mail"},
+				roles: map[string]imap.MailboxAttr{"[Gmail]/Spam": imap.MailboxAttrJunk, "[Gmail]/Bin": imap.MailboxAttrTrash}},
+			junk: "[Gmail]/Spam", trash: "[Gmail]/Bin",
+		},
+		{
 			name:   "names: Gmail's before generic ones",
 			server: &plainServer{folders: []string{"INBOX", "Spam", "[Gmail]/Spam", "[Gmail]/Trash"}},
 			junk:   "[Gmail]/Spam", trash: "[Gmail]/Trash",
@@ -79,5 +93,31 @@ func TestFolderByNameSkipsNoselect(t *testing.T) {
 	}
 	if got, ok := byAttr([]*imap.ListData{{Mailbox: "X", Attrs: []imap.MailboxAttr{"\\junk"}}}, imap.MailboxAttrJunk); !ok || got != "X" {
 		t.Fatal("attributes are case-insensitive")
+	}
+}
+
+// TestDiscoverFolderInterop runs discovery against Dovecot, whose \Junk
+// and \Trash are "Junk Email" and "Deleted Items" while folders named
+// Junk and Trash exist as decoys (scripts/testservers.sh).
+func TestDiscoverFolderInterop(t *testing.T) {
+	ep := loadInteropEndpoints(t)
+	c := interopIMAP(t, ep, ep.Mailboxes[0])
+	for role, want := range map[imap.MailboxAttr]string{imap.MailboxAttrJunk: "Junk Email", imap.MailboxAttrTrash: "Deleted Items"} {
+		if got, err := DiscoverFolder(c, role); err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", role, got, err, want)
+		}
+	}
+	names, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoys := 0
+	for _, l := range names {
+		if l.Mailbox == "Junk" || l.Mailbox == "Trash" {
+			decoys++
+		}
+	}
+	if decoys != 2 {
+		t.Errorf("Dovecot lists %d of the decoys Junk and Trash, want 2: the test proves nothing", decoys)
 	}
 }

@@ -485,7 +485,7 @@ func (s *plainSession) List(w *imapserver.ListWriter, ref string, patterns []str
 			continue
 		}
 		var attrs []imap.MailboxAttr
-		if role := s.ps.roles[name]; role != "" && s.ps.returnOnly && options.ReturnSpecialUse {
+		if role := s.ps.roles[name]; role != "" && (!s.ps.returnOnly || options.ReturnSpecialUse) {
 			attrs = append(attrs, role)
 		}
 		if err := w.WriteList(&imap.ListData{Mailbox: name, Delim: '/', Attrs: attrs}); err != nil {

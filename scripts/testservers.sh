@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real mail servers from Debian packages for otpprobe's interop tests: a
-# Dovecot (IMAP with STARTTLS, IDLE, \Junk and \Trash special-use folders,
-# Sieve filing X-Spam-Flag: YES into Junk, LMTP on a unix socket) and a
+# Dovecot (IMAP with STARTTLS, IDLE, \Junk and \Trash special-use on the
+# folders "Junk Email" and "Deleted Items" beside decoys named Junk and
+# Trash, Sieve filing X-Spam-Flag: YES into "Junk Email", LMTP on a unix socket) and a
 # Postfix (submission with required STARTTLS and SASL through Dovecot,
 # delivering interop.test by LMTP into that Dovecot), both on loopback and
 # with every file under one state directory.
@@ -162,12 +163,21 @@ first_valid_uid = 1
 namespace inbox {
   inbox = yes
   separator = /
-  mailbox Junk {
+  # Microsoft 365's names carry the special-use; "Junk" and "Trash" are
+  # decoys a client might have made, so finding the folders by name
+  # instead of by RFC 6154 special-use fails the tests.
+  mailbox "Junk Email" {
     special_use = \\Junk
     auto = subscribe
   }
-  mailbox Trash {
+  mailbox "Deleted Items" {
     special_use = \\Trash
+    auto = subscribe
+  }
+  mailbox Junk {
+    auto = subscribe
+  }
+  mailbox Trash {
     auto = subscribe
   }
 }
@@ -212,7 +222,7 @@ EOF
 	cat >"$d/sieve/spam.sieve" <<'EOF'
 require ["fileinto", "mailbox"];
 if header :contains "X-Spam-Flag" "YES" {
-  fileinto :create "Junk";
+  fileinto :create "Junk Email";
   stop;
 }
 EOF
@@ -313,10 +323,10 @@ write_endpoints() {
   ],
   "mailboxes": [
     {"name": "dovecot", "provider": "generic", "address": "seed@$DOMAIN", "host": "$IMAP_IP", "port": $imap_port,
-     "tls": "starttls", "username": "seed@$DOMAIN", "password": "$seed_pw", "junk": "Junk", "trash": "Trash"}
+     "tls": "starttls", "username": "seed@$DOMAIN", "password": "$seed_pw", "junk": "Junk Email", "trash": "Deleted Items"}
   ],
   "bounces": {"name": "bounces", "provider": "generic", "address": "bounces@$DOMAIN", "host": "$IMAP_IP",
-    "port": $imap_port, "tls": "starttls", "username": "bounces@$DOMAIN", "password": "$bounces_pw", "junk": "Junk", "trash": "Trash"}
+    "port": $imap_port, "tls": "starttls", "username": "bounces@$DOMAIN", "password": "$bounces_pw", "junk": "Junk Email", "trash": "Deleted Items"}
 }
 EOF
 	chmod 600 "$tmp"

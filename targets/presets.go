@@ -14,8 +14,13 @@ const (
 )
 
 // mailboxPreset is what a provider fills in when the config leaves it out.
+// It pins no folder names: the junk and trash folders are found on the
+// server by RFC 6154 special-use (\Junk, \Trash), because their names
+// depend on the account's language and kind ("[Gmail]/Spam" or
+// "[Gmail]/Bin", "Junk" or "Junk Email"); names are only the watcher's
+// fallback, and a name in the config overrides both.
 type mailboxPreset struct {
-	host, authservID, junk, trash string
+	host, authservID string
 }
 
 // Provider facts. Sources: each provider's published IMAP settings; the
@@ -25,10 +30,9 @@ var mailboxPresets = map[string]mailboxPreset{
 	ProviderGmail: {
 		host:       "imap.gmail.com",
 		authservID: "mx.google.com",
-		junk:       "[Gmail]/Spam",
 		// Expunging from INBOX on Gmail only drops the Inbox label (the
-		// message stays in All Mail), so cleanup moves canaries to Trash.
-		trash: "[Gmail]/Trash",
+		// message stays in All Mail), so cleanup moves canaries to the
+		// \Trash folder, which the watcher finds by special-use.
 	},
 	ProviderYahoo: {
 		host: "imap.mail.yahoo.com",
@@ -37,14 +41,12 @@ var mailboxPresets = map[string]mailboxPreset{
 		// message, so the preset trusts any host under yahoo.com; see
 		// MatchAuthservID. Unverified for 2026 traffic.
 		authservID: "*.yahoo.com",
-		junk:       "Bulk", // Yahoo help calls it the Bulk folder (web UI: "Spam"); IMAP name unverified
 	},
 	ProviderOutlook: {
 		host: "outlook.office365.com",
 		// Microsoft writes Authentication-Results without an authserv-id;
 		// "none" trusts the topmost header that has none.
 		authservID: AuthservNone,
-		junk:       "Junk", // unverified: Outlook.com's IMAP name for Junk Email
 	},
 	ProviderGeneric: {},
 }
@@ -80,8 +82,6 @@ func (c *Config) applyPresets() error {
 			fill(&m.TLS, TLSImplicit)
 		}
 		fill(&m.AuthservID, p.authservID)
-		fill(&m.Junk, p.junk)
-		fill(&m.Trash, p.trash)
 	}
 	return nil
 }

@@ -152,7 +152,7 @@ func Outlook() Profile {
 	return Profile{
 		Name: "outlook", Domain: "outlook.test", Hostname: "DM6NAM12FT034.mail.protection.outlook.com",
 		AuthservID: "", Style: StyleMicrosoft,
-		JunkFolder: "Junk", TrashFolder: "Deleted",
+		JunkFolder: "Junk Email", TrashFolder: "Deleted Items", // Microsoft 365 mailbox names
 		OnReject:       Junk,
 		RejectReply:    Reply{550, [3]int{5, 7, 509}, "Access denied, sending domain %s does not pass DMARC verification and has a DMARC policy of reject."},
 		OnQuarantine:   Junk,
