@@ -2,6 +2,7 @@ package lab_test
 
 import (
 	"fmt"
+	"net/mail"
 	"os"
 	"os/exec"
 	"regexp"
@@ -35,10 +36,14 @@ func TestSwaksAndCurlInterop(t *testing.T) {
 	s := senderEndpoint(t, w, lab.SenderM365)
 	mb := mailboxEndpoint(t, w, lab.ProviderGmail)
 	id := fmt.Sprintf("swaks-%d", time.Now().UnixNano())
+	from, err := mail.ParseAddress(s.From) // a display name, RFC 2047-encoded by String
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := exec.Command(swaks,
 		"--server", fmt.Sprintf("%s:%d", s.Host, s.Port), "--tls", "--tls-verify", "--tls-ca-path", w.CAFile(),
 		"--auth", "PLAIN", "--auth-user", s.Username, "--auth-password", s.Password,
-		"--from", s.EnvelopeFrom, "--h-From", "<"+s.From+">", "--to", mb.Address,
+		"--from", s.EnvelopeFrom, "--h-From", from.String(), "--to", mb.Address,
 		"--header", "Subject: swaks interop "+id, "--header", "Message-Id: <"+id+"@example-bank.test>",
 		"--body", "Your verification code is 654321.").CombinedOutput()
 	if err != nil {
