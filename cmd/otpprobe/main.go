@@ -37,6 +37,7 @@ func commands() []command {
 		{"route", "failover routes: 'route show', 'route pin ROUTE SENDER', 'route unpin ROUTE'", cmdRoute},
 		{"check", "'check dns': audit SPF, DKIM, DMARC, MX, MTA-STS and DANE; exit 1 on errors", cmdCheck},
 		{"attempts", "the attempt history: 'attempts [filters]', 'attempts show ID'", cmdAttempts},
+		{"incidents", "incidents: from a sender's first unhealthy round to its recovery", cmdIncidents},
 		{"inspect", "print the verdicts in a message's headers (Authentication-Results, ARC, spam, DSN) as JSON", cmdInspect},
 	}
 }

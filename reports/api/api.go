@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/otpprobe/otpprobe/reports/alert"
 	"github.com/otpprobe/otpprobe/reports/attempts"
 	"github.com/otpprobe/otpprobe/reports/failover"
+	"github.com/otpprobe/otpprobe/reports/incidents"
 	"github.com/otpprobe/otpprobe/reports/slo"
 	"github.com/otpprobe/otpprobe/reports/store"
 )
@@ -57,7 +59,9 @@ type Options struct {
 	Alerts      Alerts
 	// Attempts is the attempt history (store.SQLite, store.Postgres).
 	Attempts attempts.Source
-	Logger   *slog.Logger
+	// Incidents are the stored incidents (store.SQLite).
+	Incidents incidents.Reader
+	Logger    *slog.Logger
 	// Now is the clock relative times ("since=2h") count from (time.Now).
 	Now func() time.Time
 }
@@ -74,6 +78,8 @@ type Options struct {
 //	GET  /api/v1/attempts             attempts, newest first (?probe=&sender=&mailbox=&provider=
 //	                                  &outcome=&since=&until=&limit=&cursor=)
 //	GET  /api/v1/attempts/{id}        one attempt with everything stored
+//	GET  /api/v1/incidents            incidents, newest first (?open=true&sender=&since=&limit=)
+//	GET  /api/v1/incidents/{id}       one incident
 //
 // POST requests must be application/json, which a browser cannot send
 // cross-site without a preflight this API never answers. Who may call
@@ -96,6 +102,8 @@ func Register(mux *http.ServeMux, o Options) {
 	mux.HandleFunc("GET /api/v1/alerts", s.alerts)
 	mux.HandleFunc("GET /api/v1/attempts", s.attempts)
 	mux.HandleFunc("GET /api/v1/attempts/{id}", s.attempt)
+	mux.HandleFunc("GET /api/v1/incidents", s.incidents)
+	mux.HandleFunc("GET /api/v1/incidents/{id}", s.incident)
 }
 
 type server struct{ o Options }
@@ -297,6 +305,44 @@ func (s *server) attempt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, r, http.StatusOK, attempts.DetailOf(a))
+}
+
+func (s *server) incidents(w http.ResponseWriter, r *http.Request) {
+	if s.o.Incidents == nil {
+		writeJSON(w, r, http.StatusOK, []incidents.JSON{})
+		return
+	}
+	q, err := incidents.ParseQuery(r.URL.Query(), s.o.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	js, err := incidents.List(r.Context(), s.o.Incidents, q, s.o.Now())
+	if err != nil {
+		s.o.Logger.Error("api: incidents", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the incidents")
+		return
+	}
+	writeJSON(w, r, http.StatusOK, js)
+}
+
+func (s *server) incident(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || s.o.Incidents == nil {
+		writeError(w, http.StatusNotFound, "unknown incident "+quote(r.PathValue("id")))
+		return
+	}
+	j, err := incidents.Get(r.Context(), s.o.Incidents, id, s.o.Now())
+	if errors.Is(err, store.ErrNoIncident) {
+		writeError(w, http.StatusNotFound, "unknown incident "+quote(r.PathValue("id")))
+		return
+	}
+	if err != nil {
+		s.o.Logger.Error("api: incident", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not read the incident")
+		return
+	}
+	writeJSON(w, r, http.StatusOK, j)
 }
 
 func jsonContent(w http.ResponseWriter, r *http.Request) bool {

@@ -58,7 +58,7 @@ func newServer(t *testing.T) (*httptest.Server, *store.SQLite) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	api.Register(mux, api.Options{Routes: f, SLOs: slo.New(cfg, slo.Options{Store: st}), Alerts: m, Attempts: st})
+	api.Register(mux, api.Options{Routes: f, SLOs: slo.New(cfg, slo.Options{Store: st}), Alerts: m, Attempts: st, Incidents: st})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv, st

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports/attempts"
+	"github.com/otpprobe/otpprobe/reports/store"
 )
 
 func TestAttempts(t *testing.T) {
@@ -80,6 +81,34 @@ func TestAttempts(t *testing.T) {
 	} {
 		resp, body := do(t, "GET", srv.URL+path, "", "")
 		if resp.StatusCode != want || !strings.Contains(body, `"error"`) {
+			t.Errorf("GET %s: %d %s, want %d", path, resp.StatusCode, body, want)
+		}
+	}
+}
+
+func TestIncidents(t *testing.T) {
+	srv, st := newServer(t)
+	in := &store.Incident{Probe: "otp", Sender: "m365", Routes: []string{"otp"}, StartedAt: time.Now().Add(-time.Hour).UTC(),
+		LastBadAt: time.Now().UTC(), Rounds: 2, Counts: map[string]int{"spam": 2, "total": 4}}
+	if err := st.SaveIncident(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, "GET", srv.URL+"/api/v1/incidents?open=true&since=2h", "", "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"state":"open"`) || !strings.Contains(body, `"spam":2`) {
+		t.Errorf("incidents: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do(t, "GET", srv.URL+"/api/v1/incidents/1", "", "")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"id":1`) {
+		t.Errorf("incident 1: %d %s", resp.StatusCode, body)
+	}
+	for path, want := range map[string]int{
+		"/api/v1/incidents/2":         http.StatusNotFound,
+		"/api/v1/incidents/x":         http.StatusNotFound,
+		"/api/v1/incidents?open=yes":  http.StatusBadRequest,
+		"/api/v1/incidents?limit=0":   http.StatusBadRequest,
+		"/api/v1/incidents?state=all": http.StatusBadRequest,
+	} {
+		if resp, body := do(t, "GET", srv.URL+path, "", ""); resp.StatusCode != want {
 			t.Errorf("GET %s: %d %s, want %d", path, resp.StatusCode, body, want)
 		}
 	}

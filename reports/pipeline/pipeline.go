@@ -19,6 +19,7 @@ import (
 	"github.com/otpprobe/otpprobe/reports/attempts"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/failover"
+	"github.com/otpprobe/otpprobe/reports/incidents"
 	"github.com/otpprobe/otpprobe/reports/metrics"
 	"github.com/otpprobe/otpprobe/reports/rounds"
 	"github.com/otpprobe/otpprobe/reports/slo"
@@ -31,6 +32,8 @@ type Store interface {
 	failover.Store
 	alert.Store
 	slo.Store
+	incidents.Reader
+	incidents.Store
 }
 
 var _ Store = (*store.SQLite)(nil)
@@ -62,6 +65,8 @@ type Pipeline struct {
 	Alerts   *alert.Manager
 	Rules    *alert.Rules
 	SLOs     *slo.Evaluator
+	// Incidents records incidents as rounds finish.
+	Incidents *incidents.Tracker
 
 	opts    Options
 	reports *metrics.Reports
@@ -138,8 +143,11 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 			return nil, err
 		}
 	}
+	if p.Incidents, err = incidents.New(ctx, cfg, opts.Store, opts.Logger.With("component", "incidents")); err != nil {
+		return nil, err
+	}
 	p.Rounds = rounds.New(cfg, rounds.Options{Logger: opts.Logger.With("component", "rounds")},
-		p.Failover.ObserveRound, p.Rules.ObserveRound)
+		p.Failover.ObserveRound, p.Rules.ObserveRound, p.Incidents.ObserveRound)
 	return p, nil
 }
 
@@ -180,8 +188,8 @@ func (p *Pipeline) sloEvaluated(ctx context.Context, sts []slo.Status) {
 
 // Register adds the API to mux.
 func (p *Pipeline) Register(mux *http.ServeMux) {
-	api.Register(mux, api.Options{Routes: p.Failover, Transitions: p.opts.Store, SLOs: p.SLOs, Alerts: p.Alerts, Attempts: p.opts.History,
-		Logger: p.opts.Logger.With("component", "api")})
+	api.Register(mux, api.Options{Routes: p.Failover, Transitions: p.opts.Store, SLOs: p.SLOs, Alerts: p.Alerts,
+		Attempts: p.opts.History, Incidents: p.opts.Store, Logger: p.opts.Logger.With("component", "api")})
 }
 
 // Run runs rounds, failover, alert delivery and SLO evaluation until ctx

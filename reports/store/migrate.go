@@ -89,6 +89,7 @@ var sqliteMigrations = []migration{
 		`CREATE INDEX attempts_round_id ON attempts (round_id)`,
 	)},
 	{5, "route_audit", migrateRouteAudit},
+	incidentsMigration,
 }
 
 // ErrSchemaTooNew means the database was migrated by a newer otpprobe.
