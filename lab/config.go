@@ -48,7 +48,7 @@ func (e *Endpoints) WriteConfig(o ConfigOptions) (string, error) {
 		PasswordFile string
 	}
 	var senders, mailboxes []ep
-	var bounces *ep
+	var bounces []ep
 	for _, s := range e.Senders {
 		f, err := pwFile("sender-"+s.Name, s.Password)
 		if err != nil {
@@ -63,12 +63,15 @@ func (e *Endpoints) WriteConfig(o ConfigOptions) (string, error) {
 		}
 		mailboxes = append(mailboxes, ep{m, f})
 	}
-	if e.Bounces != nil {
-		f, err := pwFile("mailbox-"+e.Bounces.Name, e.Bounces.Password)
+	for _, b := range []*Endpoint{e.Bounces, e.RelayBounces} {
+		if b == nil {
+			continue
+		}
+		f, err := pwFile("mailbox-"+b.Name, b.Password)
 		if err != nil {
 			return "", err
 		}
-		bounces = &ep{*e.Bounces, f}
+		bounces = append(bounces, ep{*b, f})
 	}
 	var buf bytes.Buffer
 	err := configTemplate.Execute(&buf, map[string]any{
@@ -111,6 +114,9 @@ senders:
     {{- if .EnvelopeFrom}}
     envelope_from: {{.EnvelopeFrom}}
     {{- end}}
+    {{- if .Bounces}}
+    bounces: {{.Bounces}}
+    {{- end}}
 {{- end}}
 mailboxes:
 {{- range .Mailboxes}}
@@ -120,11 +126,15 @@ mailboxes:
     authserv_id: {{printf "%q" .AuthservID}}
     # junk and trash are found by their \Junk and \Trash special-use.
 {{- end}}
-{{- with .Bounces}}
+{{- range .Bounces}}
   {{- template "server" (pair . $.CAFile)}}
     provider: {{.Provider}}
     address: {{.Address}}
-bounces: {{.Name}}
+{{- end}}
+{{- with .Bounces}}
+# DSNs return to each sender's envelope sender: the backup relay names its
+# own bounce mailbox, every other sender uses this one.
+bounces: {{(index . 0).Name}}
 {{- end}}
 probes:
   - name: otp

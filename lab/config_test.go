@@ -21,7 +21,8 @@ func TestGeneratedConfigGolden(t *testing.T) {
 	dir := t.TempDir()
 	ep := &lab.Endpoints{DNS: "127.0.0.1:40053", CAFile: filepath.Join(dir, "lab-ca.pem"), Senders: []lab.Endpoint{
 		{Name: "m365", Host: lab.M365IP, Port: 40587, TLS: "starttls", Username: lab.SenderUsername, Password: "x", From: lab.OTPFromHeader, EnvelopeFrom: lab.BounceAddress},
-		{Name: "backup", Host: lab.BackupIP, Port: 41587, TLS: "starttls", Username: lab.SenderUsername, Password: "x", From: lab.OTPFromHeader, EnvelopeFrom: lab.BounceAddress},
+		{Name: "backup", Host: lab.BackupIP, Port: 41587, TLS: "starttls", Username: lab.SenderUsername, Password: "x", From: lab.OTPFromHeader,
+			EnvelopeFrom: lab.RelayBounceAddress, Bounces: "relay-bounces"},
 	}}
 	for i, p := range []struct{ name, ip, authserv, junk, trash string }{
 		{"gmail", lab.GmailIP, "mx.google.com", "[Gmail]/Spam", "[Gmail]/Trash"},
@@ -32,6 +33,7 @@ func TestGeneratedConfigGolden(t *testing.T) {
 			Host: p.ip, Port: 40143 + i, TLS: "starttls", Username: "seed", Password: "x", AuthservID: p.authserv, Junk: p.junk, Trash: p.trash})
 	}
 	ep.Bounces = &lab.Endpoint{Name: "bounces", Provider: "generic", Address: lab.BounceAddress, Host: lab.BankMXIP, Port: 40150, TLS: "starttls", Username: "bounces", Password: "x"}
+	ep.RelayBounces = &lab.Endpoint{Name: "relay-bounces", Provider: "generic", Address: lab.RelayBounceAddress, Host: lab.BankMXIP, Port: 40150, TLS: "starttls", Username: "relay-bounces", Password: "x"}
 	if err := os.WriteFile(ep.CAFile, testCAPEM(t), 0o644); err != nil {
 		t.Fatal(err)
 	}

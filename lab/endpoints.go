@@ -16,7 +16,10 @@ type Endpoints struct {
 	CAFile    string     `json:"ca_file"` // PEM of the private CA every TLS server uses
 	Senders   []Endpoint `json:"senders"`
 	Mailboxes []Endpoint `json:"mailboxes"`
-	Bounces   *Endpoint  `json:"bounces,omitempty"`
+	Bounces   *Endpoint  `json:"bounces,omitempty"` // the default bounce mailbox (m365's)
+	// RelayBounces is the backup relay's own bounce mailbox: each sender
+	// returns DSNs to its own envelope sender, as in real deployments.
+	RelayBounces *Endpoint `json:"relay_bounces,omitempty"`
 }
 
 // Endpoint is one submission service or one IMAP mailbox.
@@ -28,14 +31,17 @@ type Endpoint struct {
 	// EnvelopeFrom is the senders' MAIL FROM: the bounce address, so DSNs
 	// land in the bounces mailbox.
 	EnvelopeFrom string `json:"envelope_from,omitempty"`
-	Host         string `json:"host"`
-	Port         int    `json:"port"`
-	TLS          string `json:"tls"` // starttls | tls | none
-	Username     string `json:"username"`
-	Password     string `json:"password"`
-	AuthservID   string `json:"authserv_id,omitempty"` // mailboxes: whose Authentication-Results to trust
-	Junk         string `json:"junk,omitempty"`        // mailboxes: the junk folder's name
-	Trash        string `json:"trash,omitempty"`       // mailboxes: where cleanup moves canaries
+	// Bounces names the mailbox (Endpoints.Bounces or RelayBounces) that
+	// receives a sender's DSNs; "" for the default.
+	Bounces    string `json:"bounces,omitempty"`
+	Host       string `json:"host"`
+	Port       int    `json:"port"`
+	TLS        string `json:"tls"` // starttls | tls | none
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+	AuthservID string `json:"authserv_id,omitempty"` // mailboxes: whose Authentication-Results to trust
+	Junk       string `json:"junk,omitempty"`        // mailboxes: the junk folder's name
+	Trash      string `json:"trash,omitempty"`       // mailboxes: where cleanup moves canaries
 }
 
 // WriteFile writes e as JSON to path atomically (temp file + rename), so a

@@ -13,13 +13,14 @@ const (
 	OTPFrom        = "otp@example-bank.test"
 	// OTPFromHeader is the generated config's from: a display name, as
 	// real senders write, so the canary's From is tested the way it ships.
-	OTPFromHeader    = "Example Bänk <" + OTPFrom + ">"
-	BounceAddress    = "bounces@example-bank.test"
-	DMARCRUAAddress  = "dmarc@example-bank.test"
-	TenantDomain     = "examplebank.onmicrosoft.test" // the M365 tenant's initial domain
-	M365SPFInclude   = "spf.protection.outlook.test"
-	BackupSPFInclude = "spf.backup-relay.test"
-	MarketingInclude = "_spf.marketing-tool.test" // used by spf-too-many-lookups
+	OTPFromHeader      = "Example Bänk <" + OTPFrom + ">"
+	BounceAddress      = "bounces@example-bank.test"       // m365's envelope sender (and the default bounce mailbox)
+	RelayBounceAddress = "relay-bounces@example-bank.test" // the backup relay's own envelope sender
+	DMARCRUAAddress    = "dmarc@example-bank.test"
+	TenantDomain       = "examplebank.onmicrosoft.test" // the M365 tenant's initial domain
+	M365SPFInclude     = "spf.protection.outlook.test"
+	BackupSPFInclude   = "spf.backup-relay.test"
+	MarketingInclude   = "_spf.marketing-tool.test" // used by spf-too-many-lookups
 
 	M365ActiveSelector   = "selector1" // Microsoft publishes only the active selector's TXT
 	M365InactiveSelector = "selector2"

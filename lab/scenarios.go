@@ -41,6 +41,13 @@ var scenarios = []Scenario{
 			w.dns.Remove(DKIMName(M365InactiveSelector, CustomerDomain), dns.TypeANY)
 			return w.dns.Set(CustomerDomain+".", dns.TypeTXT, txt(CustomerDomain, "v=spf1 include:"+BackupSPFInclude+" -all"))
 		}},
+	{"dns-zone-broken", "someone replaced " + CustomerDomain + "'s SPF with -all and deleted every DKIM selector: both senders fail DMARC p=reject, gmail and yahoo bounce, outlook junks",
+		func(w *World) error {
+			for _, sel := range []string{M365ActiveSelector, M365InactiveSelector, BackupSelector} {
+				w.dns.Remove(DKIMName(sel, CustomerDomain), dns.TypeANY)
+			}
+			return w.dns.Set(CustomerDomain+".", dns.TypeTXT, txt(CustomerDomain, "v=spf1 -all"))
+		}},
 	{"dmarc-record-removed", "_dmarc." + CustomerDomain + " was deleted: receivers report dmarc=none and apply no policy",
 		func(w *World) error { w.dns.Remove("_dmarc."+CustomerDomain+".", dns.TypeTXT); return nil }},
 	{"spf-too-many-lookups", "a marketing tool's include chain in front pushes SPF to 12 DNS lookups (limit 10): spf=permerror for every sender",

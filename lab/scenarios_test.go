@@ -1,6 +1,7 @@
 package lab_test
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"sync"
@@ -72,6 +73,17 @@ var scenarioTable = []struct {
 			"outlook": {result: "junk", spf: "fail", dkim: noKey["outlook"], dmarc: "fail"},
 		},
 		same(pass3)},
+	{"dns-zone-broken",
+		row{
+			"gmail":   {result: "bounce", status: "5.7.26"},
+			"yahoo":   {result: "bounce", status: "5.7.9"},
+			"outlook": {result: "junk", spf: "fail", dkim: noKey["outlook"], dmarc: "fail"},
+		},
+		row{
+			"gmail":   {result: "bounce", status: "5.7.26"},
+			"yahoo":   {result: "bounce", status: "5.7.9"},
+			"outlook": {result: "junk", spf: "fail", dkim: noKey["outlook"], dmarc: "fail"},
+		}},
 	{"dmarc-record-removed",
 		row{
 			"gmail":   {result: "inbox", spf: "pass", dkim: "pass", dmarc: ""}, // Gmail omits dmarc= without a record
@@ -214,11 +226,13 @@ func checkOne(t *testing.T, w *lab.World, sender, provider string, exp want, del
 		if exp.result == "lost" {
 			return outcome{}
 		}
-		bc := imapClient(t, w, mailboxEndpoint(t, w, "bounces"))
+		// Each sender's DSNs go to its own envelope sender's mailbox.
+		bounces := cmp.Or(senderEndpoint(t, w, sender).Bounces, "bounces")
+		bc := imapClient(t, w, mailboxEndpoint(t, w, bounces))
 		var dsn *found
 		waitFor(10*time.Second, func() bool { dsn = lookFor(t, bc, []string{"INBOX"}, id, true); return dsn != nil })
 		if dsn == nil {
-			return outcome{err: "no DSN reached bounces@"}
+			return outcome{err: "no DSN reached " + bounces}
 		}
 		if !strings.Contains(dsn.body, "Status: "+exp.status) {
 			return outcome{err: fmt.Sprintf("DSN lacks Status: %s", exp.status)}

@@ -213,7 +213,7 @@ func (w *World) startReceivers() error {
 	for name, st := range w.stores {
 		users := []string{SeedLocalPart}
 		if name == ProviderBank {
-			users = []string{"bounces", "dmarc"}
+			users = []string{"bounces", "relay-bounces", "dmarc"}
 		}
 		for _, u := range users {
 			if err := st.AddUser(u, w.seedPw); err != nil {
@@ -311,10 +311,12 @@ func randomSecret() string {
 // Endpoints tells a client how to reach this world.
 func (w *World) Endpoints() *Endpoints {
 	e := &Endpoints{DNS: w.dns.Addr(), CAFile: w.caFile}
-	for _, s := range []struct{ name, host string }{{SenderM365, M365SubmitHost}, {SenderBackup, BackupSubmitHost}} {
+	for _, s := range []struct{ name, envelope, bounces string }{
+		{SenderM365, BounceAddress, ""}, {SenderBackup, RelayBounceAddress, "relay-bounces"},
+	} {
 		host, port := splitHostPort(w.senders[s.name].Addr())
 		e.Senders = append(e.Senders, Endpoint{Name: s.name, Host: host, Port: port, TLS: "starttls",
-			Username: SenderUsername, Password: w.senderPws[s.name], From: OTPFromHeader, EnvelopeFrom: BounceAddress})
+			Username: SenderUsername, Password: w.senderPws[s.name], From: OTPFromHeader, EnvelopeFrom: s.envelope, Bounces: s.bounces})
 	}
 	for _, p := range providers() {
 		host, port := splitHostPort(w.stores[p.name].Addr())
@@ -323,6 +325,9 @@ func (w *World) Endpoints() *Endpoints {
 		if p.name == ProviderBank {
 			ep.Name, ep.Provider, ep.Address, ep.Username = "bounces", "generic", BounceAddress, "bounces"
 			e.Bounces = &ep
+			relay := ep
+			relay.Name, relay.Address, relay.Username = "relay-bounces", RelayBounceAddress, "relay-bounces"
+			e.RelayBounces = &relay
 			continue
 		}
 		ep.Address = SeedLocalPart + "@" + p.name + ".test"

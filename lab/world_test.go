@@ -51,8 +51,11 @@ func senderEndpoint(t testing.TB, w *lab.World, name string) lab.Endpoint {
 
 func mailboxEndpoint(t testing.TB, w *lab.World, name string) lab.Endpoint {
 	ep := w.Endpoints()
-	if name == "bounces" {
+	switch name {
+	case "bounces":
 		return *ep.Bounces
+	case "relay-bounces":
+		return *ep.RelayBounces
 	}
 	for _, m := range ep.Mailboxes {
 		if m.Name == name {

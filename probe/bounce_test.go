@@ -38,8 +38,9 @@ func dsnMsg(token, action, status, diag string) []byte {
 		"\r\n--b1--\r\n")
 }
 
-// The bounce watcher reads DSNs whole over real IMAP, delivers only the
-// failure DSNs of live attempts, cleans those up and leaves the rest.
+// A watcher with the DSN classifier reads messages whole over real IMAP,
+// delivers only the failure DSNs of live attempts, cleans those up and
+// leaves the rest.
 func TestBounceWatcher(t *testing.T) {
 	w := newWorld(t)
 	w.deliver("INBOX", otherMsg("hello"))
@@ -57,11 +58,12 @@ func TestBounceWatcher(t *testing.T) {
 		}
 		return ""
 	}
-	bw := NewBounceWatcher(w.mailbox(), staticCreds(testUser, testPassword), 50*time.Millisecond, nil, find, func(b Bounce) {
-		mu.Lock()
-		got = append(got, b)
-		mu.Unlock()
-	})
+	bw := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Folder: "INBOX", Creds: staticCreds(testUser, testPassword), PollEvery: 50 * time.Millisecond},
+		Bounces(find, func(b Bounce) {
+			mu.Lock()
+			got = append(got, b)
+			mu.Unlock()
+		}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { bw.Run(ctx); close(done) }()
@@ -72,7 +74,8 @@ func TestBounceWatcher(t *testing.T) {
 	w.deliver("INBOX", dsnMsg("tok3", "failed", "5.7.26", "550-5.7.26 DMARC policy fail")) // ours
 	bw.Poke()
 	eventually(t, "two bounces", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 2 })
-	time.Sleep(200 * time.Millisecond) // a few more polls must add nothing
+	polls := bw.State().Polls
+	eventually(t, "three more polls", func() bool { return bw.State().Polls >= polls+3 }) // they must add nothing
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != 2 {
@@ -135,10 +138,10 @@ func (s *bounceTestStore) List(context.Context, attempt.Filter) ([]*attempt.Atte
 // in Detail; a DSN for a decided attempt changes nothing.
 func TestEngineOnBounce(t *testing.T) {
 	st := &bounceTestStore{m: map[string]attempt.Attempt{}}
-	e := &Engine{opts: Options{Store: st}, log: slog.New(slog.DiscardHandler), live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
+	e := &Engine{opts: Options{Store: st}, log: slog.New(slog.DiscardHandler), flights: newInflight()}
 	add := func(tok, msgID string) *attempt.Attempt {
 		a := &attempt.Attempt{ID: "id-" + tok, Token: tok, MessageID: msgID, SMTP: attempt.SMTPResult{Code: 250, Reply: "250 queued as X"}}
-		e.live[tok] = &liveAttempt{a: a}
+		e.flights.add(newFlight(a, false))
 		return a
 	}
 	add("aaa", "m1@example-bank.test")
@@ -180,7 +183,7 @@ func TestEngineOnBounce(t *testing.T) {
 	if err := json.Unmarshal([]byte(a.Detail), &detail); err != nil || detail.Bounce.SubmissionReply != "250 queued as X" || detail.Bounce.DSN == nil {
 		t.Errorf("detail %s (%v)", a.Detail, err)
 	}
-	if e.live["aaa"] != nil {
+	if e.flights.match("aaa") != nil {
 		t.Error("bounced attempt still live")
 	}
 	a.SMTP.Reply = "changed"
@@ -243,9 +246,9 @@ func TestBounceDuringSubmission(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		published = append(published, a.Outcome)
-	}}}, log: slog.New(slog.DiscardHandler), live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
+	}}}, log: slog.New(slog.DiscardHandler), flights: newInflight()}
 	a := &attempt.Attempt{ID: "id-ddd", Token: "ddd", Outcome: attempt.OutcomePending}
-	e.live["ddd"] = &liveAttempt{a: a, sending: true, sent: make(chan struct{})}
+	e.flights.add(newFlight(a, true))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -281,7 +284,7 @@ func TestBounceDuringSubmission(t *testing.T) {
 	if len(published) != 1 || published[0] != attempt.OutcomeBounced {
 		t.Errorf("published %v, want one bounced", published)
 	}
-	if e.live["ddd"] != nil {
+	if e.flights.match("ddd") != nil {
 		t.Error("bounced attempt still live")
 	}
 }
@@ -293,12 +296,12 @@ func TestSendInterruptedByShutdown(t *testing.T) {
 	st := &bounceTestStore{m: map[string]attempt.Attempt{}}
 	published := 0
 	e := &Engine{opts: Options{Store: st, Observers: []func(*attempt.Attempt){func(*attempt.Attempt) { published++ }}},
-		log: slog.New(slog.DiscardHandler), live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
+		log: slog.New(slog.DiscardHandler), flights: newInflight()}
 	a := &attempt.Attempt{ID: "id-eee", Token: "eee", Outcome: attempt.OutcomePending}
 	if err := st.Create(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	e.live["eee"] = &liveAttempt{a: a, sending: true}
+	e.flights.add(newFlight(a, true))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	e.finishSend(ctx, a, nil, newSendError(ctx, StageData, context.Canceled))
@@ -309,7 +312,7 @@ func TestSendInterruptedByShutdown(t *testing.T) {
 	if got.Outcome != attempt.OutcomePending || published != 0 {
 		t.Errorf("stored outcome %q, published %d times; want pending and unpublished", got.Outcome, published)
 	}
-	if la := e.live["eee"]; la == nil || la.sending {
-		t.Errorf("interrupted attempt %+v: want it watched like a resumed one", la)
+	if f := e.flights.match("eee"); f == nil || f.sending {
+		t.Errorf("interrupted attempt %+v: want it watched like a resumed one", f)
 	}
 }

@@ -32,6 +32,11 @@ type Options struct {
 	// before any is sent (the round assembler learns which attempts to
 	// wait for). It must not block.
 	RoundStarted []func(*attempt.Round)
+	// LoginFailed is told each time an IMAP watcher's login fails, with
+	// the mailbox, the folder label (INBOX, junk, …) and the cause (auth
+	// when the server refused the credentials, else dial, tls, login or
+	// config); nil for none. It runs on the watcher's goroutine.
+	LoginFailed func(mailbox, folder, cause string)
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 	// SweepEvery is how often deadlines are checked (default 1s).
@@ -45,69 +50,15 @@ type Engine struct {
 	opts     Options
 	log      *slog.Logger
 	senders  map[string]*Sender
-	watchers map[string][]*Watcher // by mailbox name
-	bounces  *BounceWatcher        // nil when the config names no bounce mailbox
+	watchers map[string][]*Watcher // by seed mailbox name
+	bounces  []*Watcher            // one per bounce mailbox (targets.Config.BounceMailboxes)
 
 	mu      sync.Mutex
-	live    map[string]*liveAttempt // by token: not final yet
-	waiters map[string]chan struct{}
+	flights inflight // attempts not published yet (inflight.go)
 	started bool
 
 	running sync.WaitGroup // the goroutines Start started
 	done    chan struct{}  // closed once they all returned
-}
-
-// liveAttempt is an attempt in flight. An arrival can overtake the send's
-// final reply, so the outcome is decided once both are known.
-type liveAttempt struct {
-	a       *attempt.Attempt
-	sending bool          // a submission is in progress in this process
-	arrived bool          // the canary was seen (recorded in a, and stored)
-	role    string        // where it was seen: RoleInbox or RoleSpam
-	sent    chan struct{} // closed when the submission ends (see endSend)
-
-	// While sending, the submission and an arrival both store pending
-	// copies with the engine's lock let go: these keep the newest one last
-	// and none after the final one.
-	snapshots uint64     // copies taken, under Engine.mu
-	storeMu   sync.Mutex // held while one is written
-	stored    uint64     // the newest written; ^0 once decided
-}
-
-// endSend marks the submission over and wakes a DSN waiting for it; the
-// caller holds e.mu.
-func (la *liveAttempt) endSend() {
-	la.sending = false
-	if la.sent != nil {
-		close(la.sent)
-		la.sent = nil
-	}
-}
-
-// snapshot copies the attempt for a pending write; the caller holds e.mu.
-func (la *liveAttempt) snapshot() (attempt.Attempt, uint64) {
-	la.snapshots++
-	return *la.a, la.snapshots
-}
-
-// storePending writes snapshot n unless a newer one, or the final
-// outcome, was written already.
-func (e *Engine) storePending(ctx context.Context, la *liveAttempt, snap attempt.Attempt, n uint64) error {
-	la.storeMu.Lock()
-	defer la.storeMu.Unlock()
-	if n <= la.stored {
-		return nil
-	}
-	la.stored = n
-	return e.opts.Store.Update(ctx, &snap)
-}
-
-// endPending waits for a pending write in flight and refuses later ones:
-// the final outcome is about to be stored.
-func (la *liveAttempt) endPending() {
-	la.storeMu.Lock()
-	la.stored = ^uint64(0)
-	la.storeMu.Unlock()
 }
 
 // New builds an engine for cfg. It does not start anything.
@@ -128,8 +79,7 @@ func New(cfg *targets.Config, opts Options) (*Engine, error) {
 		cfg: cfg, opts: opts, log: opts.Logger,
 		senders:  map[string]*Sender{},
 		watchers: map[string][]*Watcher{},
-		live:     map[string]*liveAttempt{},
-		waiters:  map[string]chan struct{}{},
+		flights:  newInflight(),
 		done:     make(chan struct{}),
 	}
 	for _, s := range cfg.Senders {
@@ -146,15 +96,42 @@ func New(cfg *targets.Config, opts Options) (*Engine, error) {
 			if role == RoleSpam {
 				folder = FolderJunk
 			}
-			w := NewWatcher(WatchConfig{Mailbox: *mb, Folder: folder, Creds: credentials(mb.Auth), Logger: e.log},
-				e.isLive, func(ar Arrival) { e.onArrival(role, ar) })
+			w := NewWatcher(e.watchConfig(*mb, folder), Canaries(e.isLive, func(ar Arrival) { e.onArrival(role, ar) }))
 			e.watchers[name] = append(e.watchers[name], w)
 		}
 	}
-	if mb, ok := cfg.Mailbox(cfg.Bounces); ok && cfg.Bounces != "" {
-		e.bounces = NewBounceWatcher(*mb, credentials(mb.Auth), 0, e.log, e.bounceToken, e.onBounce)
+	for _, name := range cfg.BounceMailboxes() {
+		mb, _ := cfg.Mailbox(name)
+		e.bounces = append(e.bounces, NewWatcher(e.watchConfig(*mb, "INBOX"), Bounces(e.bounceToken, e.onBounce)))
 	}
 	return e, nil
+}
+
+// watchConfig is the watcher settings of one folder of mb.
+func (e *Engine) watchConfig(mb targets.Mailbox, folder string) WatchConfig {
+	wc := WatchConfig{Mailbox: mb, Folder: folder, Creds: credentials(mb.Auth), Logger: e.log}
+	if f := e.opts.LoginFailed; f != nil {
+		label := folderLabel(folder)
+		wc.OnLoginFailure = func(cause string) { f(mb.Name, label, cause) }
+	}
+	return wc
+}
+
+// Watchers returns a snapshot of every watcher's state: the seed
+// mailboxes' folders, then the bounce mailboxes.
+func (e *Engine) Watchers() []WatchState {
+	var out []WatchState
+	for _, name := range e.watchedMailboxes() {
+		for _, w := range e.watchers[name] {
+			out = append(out, w.State())
+		}
+	}
+	for _, w := range e.bounces {
+		st := w.State()
+		st.Label = "bounces"
+		out = append(out, st)
+	}
+	return out
 }
 
 // Outcome folders.
@@ -201,23 +178,23 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("resume pending attempts: %w", err)
 	}
-	var arrived []*attempt.Attempt
+	var arrived []*flight
 	e.mu.Lock()
 	for _, a := range pending {
-		e.waiters[a.ID] = make(chan struct{})
+		f := newFlight(a, false)
+		e.flights.add(f)
 		if !a.SeenAt.IsZero() {
 			// Seen (and stored) while its submission was still running, then
 			// the prober stopped: the arrival decides it.
-			arrived = append(arrived, a)
-			continue
+			e.flights.take(f)
+			arrived = append(arrived, f)
 		}
-		// A pending attempt without SubmittedAt was interrupted mid-send: the
-		// server may or may not have accepted it, so it is still watched.
-		e.live[a.Token] = &liveAttempt{a: a}
+		// Otherwise it is still watched, whether it was submitted or
+		// interrupted mid-send (the server may have accepted it).
 	}
 	e.mu.Unlock()
-	for _, a := range arrived {
-		e.decideArrival(ctx, a, roleOfFolder(a.Folder))
+	for _, f := range arrived {
+		e.decideArrival(ctx, f, roleOfFolder(f.a.Folder))
 	}
 	if len(pending) > 0 {
 		e.log.Info("resumed pending attempts", "count", len(pending))
@@ -231,8 +208,12 @@ func (e *Engine) Start(ctx context.Context) error {
 			})
 		}
 	}
-	if e.bounces != nil {
-		e.running.Go(func() { e.bounces.Run(ctx) })
+	for _, w := range e.bounces {
+		e.running.Go(func() {
+			if err := w.Run(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("bounce watcher stopped", "err", err)
+			}
+		})
 	}
 	e.running.Go(func() { e.sweep(ctx) })
 	go func() {
@@ -298,8 +279,7 @@ func (e *Engine) createAttempts(ctx context.Context, p targets.Probe, round stri
 				return attempts, fmt.Errorf("store attempt: %w", err)
 			}
 			e.mu.Lock()
-			e.live[a.Token] = &liveAttempt{a: a, sending: true, sent: make(chan struct{})}
-			e.waiters[a.ID] = make(chan struct{})
+			e.flights.add(newFlight(a, true))
 			e.mu.Unlock()
 			attempts = append(attempts, a)
 		}
@@ -340,24 +320,24 @@ func sendTimeout(p targets.Probe) time.Duration {
 
 func (e *Engine) finishSend(ctx context.Context, a *attempt.Attempt, res *SendResult, err error) {
 	e.mu.Lock()
-	la := e.live[a.Token]
-	if la == nil { // already decided (cannot normally happen)
+	f := e.flights.match(a.Token)
+	if f == nil { // already decided (cannot normally happen)
 		e.mu.Unlock()
 		return
 	}
-	if err != nil && ctx.Err() != nil && !la.arrived {
+	if err != nil && ctx.Err() != nil && !f.arrived {
 		// The prober is stopping, not the server failing: the server may have
 		// taken the canary, so the attempt stays pending (in the store, for
 		// the next start) and watched like a resumed one: an arrival decides
 		// it, or the sweeper at its deadline.
-		la.endSend()
+		f.endSend()
 		e.mu.Unlock()
 		e.log.Info("submission interrupted; attempt left pending", "id", a.ID)
 		return
 	}
-	if err != nil && !la.arrived {
-		la.endSend()
-		delete(e.live, a.Token)
+	if err != nil && !f.arrived {
+		f.endSend()
+		e.flights.take(f)
 		a.Outcome = attempt.OutcomeSendFailed
 		var se *SendError
 		if errors.As(err, &se) {
@@ -367,7 +347,7 @@ func (e *Engine) finishSend(ctx context.Context, a *attempt.Attempt, res *SendRe
 			a.SMTP = attempt.SMTPResult{Stage: "send", Reply: err.Error()}
 		}
 		e.mu.Unlock()
-		e.finalize(ctx, a)
+		e.finalize(ctx, f)
 		return
 	}
 	if err == nil {
@@ -375,25 +355,24 @@ func (e *Engine) finishSend(ctx context.Context, a *attempt.Attempt, res *SendRe
 		a.SMTP = attempt.SMTPResult{Code: 250, Reply: res.Reply}
 		a.Transcript = res.Transcript
 	} // else: the reply was lost but the canary arrived; the arrival decides
-	if !la.arrived {
+	if !f.arrived {
 		// Store the submission while still "sending", so that an arrival in
 		// the meantime is left for this function to decide and the pending
 		// row can never overwrite a final one.
-		snap, n := la.snapshot()
+		snap, n := f.snapshot()
 		e.mu.Unlock()
 		// A submission the server accepted is stored even if the prober is
 		// stopping: a restart must not take it for an interrupted one.
-		if err := e.storePending(context.WithoutCancel(ctx), la, snap, n); err != nil {
+		if err := e.storePending(context.WithoutCancel(ctx), f, snap, n); err != nil {
 			e.log.Error("store submitted attempt", "id", a.ID, "err", err)
 		}
 		e.mu.Lock()
 	}
-	la.endSend()
-	if la.arrived {
-		delete(e.live, a.Token)
+	f.endSend()
+	if f.arrived {
+		e.flights.take(f)
 		e.mu.Unlock()
-		la.endPending() // the arrival's own pending write may still be going
-		e.decideArrival(ctx, a, la.role)
+		e.decideArrival(ctx, f, f.role)
 		return
 	}
 	e.mu.Unlock()
@@ -404,41 +383,38 @@ func (e *Engine) finishSend(ctx context.Context, a *attempt.Attempt, res *SendRe
 func (e *Engine) isLive(token string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.live[token] != nil
+	return e.flights.match(token) != nil
 }
 
 // onArrival runs on a watcher's goroutine. The watcher removes the canary
 // from the mailbox once this returns, so the arrival must be stored by then:
 // a prober killed right after the cleanup still knows the canary arrived.
 func (e *Engine) onArrival(role string, ar Arrival) {
-	if isBounceArrival(ar.Header) { // an NDR quoting the canary's Subject
-		return
-	}
 	ctx := context.Background()
 	e.mu.Lock()
-	la := e.live[ar.Token]
-	if la == nil || la.arrived { // unknown, decided, or a duplicate copy
+	f := e.flights.match(ar.Token)
+	if f == nil || f.arrived { // unknown, decided, or a duplicate copy
 		e.mu.Unlock()
 		return
 	}
-	a := la.a
-	la.arrived, la.role = true, role
+	a := f.a
+	f.arrived, f.role = true, role
 	a.SeenAt = ar.SeenAt.UTC().Truncate(time.Millisecond)
 	a.Folder = ar.Folder
 	a.InternalDate = ar.InternalDate.UTC()
 	a.Header = string(ar.Header)
 	a.Body = string(ar.Body)
-	if la.sending { // the final 250 is still on its way; finishSend decides
-		snap, n := la.snapshot()
+	if f.sending { // the final 250 is still on its way; finishSend decides
+		snap, n := f.snapshot()
 		e.mu.Unlock()
-		if err := e.storePending(ctx, la, snap, n); err != nil {
+		if err := e.storePending(ctx, f, snap, n); err != nil {
 			e.log.Error("store arrival", "id", a.ID, "err", err)
 		}
 		return
 	}
-	delete(e.live, ar.Token)
+	e.flights.take(f)
 	e.mu.Unlock()
-	e.decideArrival(ctx, a, role)
+	e.decideArrival(ctx, f, role)
 }
 
 // roleOfFolder tells, for a stored arrival, which watcher saw it: only

@@ -41,10 +41,10 @@ func TestPendingWritesKeepOrder(t *testing.T) {
 	st := &historyStore{bounceTestStore: bounceTestStore{m: map[string]attempt.Attempt{}}, entered: make(chan struct{}), release: make(chan struct{})}
 	cfg := &targets.Config{Mailboxes: []targets.Mailbox{{Name: "m"}}}
 	e := &Engine{cfg: cfg, opts: Options{Store: st}, log: slog.New(slog.DiscardHandler),
-		live: map[string]*liveAttempt{}, waiters: map[string]chan struct{}{}}
+		flights: newInflight()}
 	a := &attempt.Attempt{ID: "id-fff", Token: "fff", Mailbox: "m", Outcome: attempt.OutcomePending}
-	la := &liveAttempt{a: a, sending: true}
-	e.live["fff"] = la
+	la := newFlight(a, true)
+	e.flights.add(la)
 	sent := make(chan struct{})
 	go func() {
 		defer close(sent)

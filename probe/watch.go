@@ -46,11 +46,7 @@ const (
 	backlogMax = 1024
 )
 
-// headerSection is BODY.PEEK[HEADER]: the whole header block, without
-// setting \Seen.
-var headerSection = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
-
-// WatchConfig is one watched folder of one seed mailbox.
+// WatchConfig is one watched folder of one mailbox.
 type WatchConfig struct {
 	Mailbox targets.Mailbox
 	// Folder is a folder name ("INBOX") or a special-use role (FolderJunk)
@@ -63,6 +59,10 @@ type WatchConfig struct {
 	// NoIdle polls even when the server advertises IDLE (broken proxies).
 	NoIdle bool
 	Logger *slog.Logger
+	// OnLoginFailure is told each time the server refuses the login
+	// (cause "auth") or the connection fails before it ("dial", "tls",
+	// "config"); nil for none.
+	OnLoginFailure func(cause string)
 }
 
 // Arrival is a canary seen in a watched folder.
@@ -92,8 +92,13 @@ const (
 
 // WatchState is a snapshot for metrics and health checks.
 type WatchState struct {
-	Status      WatchStatus
-	Connected   bool
+	Mailbox   string // configured mailbox name
+	Label     string // the watched folder as configured: INBOX, junk, or a folder name
+	Status    WatchStatus
+	Connected bool
+	// Since is when the watcher last connected (Connected) or lost or
+	// failed its connection (not Connected); the zero time before Run.
+	Since       time.Time
 	Folder      string // actual folder name once resolved
 	Idle        bool   // IDLE is in use on the current connection
 	UIDValidity uint32
@@ -105,14 +110,14 @@ type WatchState struct {
 	LastError   string    // last session error; never holds secrets
 }
 
-// Watcher holds one long-lived IMAP connection to one folder and delivers
-// the canaries that arrive in it. One Watcher serves every attempt
+// Watcher holds one long-lived IMAP connection to one folder and hands
+// the messages its Classifier recognises to it: canaries in a seed
+// mailbox, DSNs in a bounce mailbox. One Watcher serves every attempt
 // to that folder.
 type Watcher struct {
-	cfg     WatchConfig
-	match   func(token string) bool
-	deliver func(Arrival)
-	log     *slog.Logger
+	cfg WatchConfig
+	cls Classifier
+	log *slog.Logger
 
 	poke       chan struct{}
 	cmdTimeout time.Duration // cmdTimeout; shorter in tests
@@ -132,11 +137,10 @@ type Watcher struct {
 	backlog []imap.UID
 }
 
-// NewWatcher returns a watcher; match reports whether a token belongs to a
-// pending attempt, deliver receives every match. Both run on the watcher's
-// goroutine and must not block for long. Register resumed attempts in
-// match before Run: the first connection rescans the last day once.
-func NewWatcher(cfg WatchConfig, match func(token string) bool, deliver func(Arrival)) *Watcher {
+// NewWatcher returns a watcher of cfg's folder that hands what cls
+// matches to cls. Register resumed attempts (for cls to match) before
+// Run: the first connection rescans the last day once.
+func NewWatcher(cfg WatchConfig, cls Classifier) *Watcher {
 	if cfg.Folder == "" {
 		cfg.Folder = "INBOX"
 	}
@@ -146,13 +150,12 @@ func NewWatcher(cfg WatchConfig, match func(token string) bool, deliver func(Arr
 	}
 	return &Watcher{
 		cfg:        cfg,
-		match:      match,
-		deliver:    deliver,
+		cls:        cls,
 		log:        log.With("mailbox", cfg.Mailbox.Name, "folder", cfg.Folder),
 		poke:       make(chan struct{}, 1),
 		cmdTimeout: cmdTimeout,
 		delivered:  make(map[string]struct{}),
-		state:      WatchState{Status: WatchStopped},
+		state:      WatchState{Mailbox: cfg.Mailbox.Name, Label: folderLabel(cfg.Folder), Status: WatchStopped},
 	}
 }
 
@@ -216,11 +219,17 @@ func (w *Watcher) Run(ctx context.Context) error {
 		failures++
 		msg := err.Error()
 		w.update(func(st *WatchState) {
+			if st.Connected || st.Since.IsZero() {
+				st.Since = time.Now()
+			}
 			st.Status, st.Connected, st.Idle, st.LastError = WatchBackoff, false, false, msg
 			if selected {
 				st.Reconnects++
 			}
 		})
+		if cause := loginFailure(err); cause != "" && w.cfg.OnLoginFailure != nil {
+			w.cfg.OnLoginFailure(cause)
+		}
 		// Repeating the same failure every 30 s would flood the log.
 		level := slog.LevelWarn
 		if msg == lastErr {
@@ -299,7 +308,7 @@ func (w *Watcher) session(ctx context.Context) (selected bool, err error) {
 
 	useIdle := !w.cfg.NoIdle && c.Caps().Has(imap.CapIdle)
 	w.update(func(st *WatchState) {
-		st.Connected, st.Folder, st.Idle, st.UIDValidity = true, folder, useIdle, sel.UIDValidity
+		st.Connected, st.Folder, st.Idle, st.UIDValidity, st.Since = true, folder, useIdle, sel.UIDValidity, time.Now()
 	})
 	w.log.Info("imap watcher connected", "actual_folder", folder, "trash", trash, "idle", useIdle,
 		"uidvalidity", sel.UIDValidity, "uidnext", uint32(sel.UIDNext), "exists", sel.NumMessages)
@@ -394,6 +403,36 @@ func (w *Watcher) open(ctx context.Context, c *imapclient.Client) (folder, trash
 		return "", "", nil, w.fail(StageSelect, ctxErr(ctx, fmt.Errorf("%q: %w", folder, err)))
 	}
 	return folder, trash, sel, nil
+}
+
+// folderLabel names a configured folder for metrics and health: INBOX,
+// "junk" for the \Junk role, or the folder's own name.
+func folderLabel(folder string) string {
+	if strings.EqualFold(folder, FolderJunk) {
+		return "junk"
+	}
+	return folder
+}
+
+// loginFailure is the cause of a session that ended before it logged in:
+// "auth" when the server refused the credentials, else the stage that
+// failed (dial, tls, config); "" for a later failure.
+func loginFailure(err error) string {
+	var ie *IMAPError
+	if !errors.As(err, &ie) {
+		return ""
+	}
+	switch ie.Stage {
+	case StageLogin:
+		var refused *imap.Error
+		if errors.As(ie.Err, &refused) {
+			return "auth"
+		}
+		return "login"
+	case StageDial, StageTLS, StageConfig:
+		return ie.Stage
+	}
+	return ""
 }
 
 func cleanupOn(mb targets.Mailbox) bool { return mb.Cleanup == nil || *mb.Cleanup }

@@ -28,9 +28,10 @@ func benchWatcher(b *testing.B, n int) (*world, *Watcher, chan time.Time) {
 		pending[fmt.Sprintf("otp-bench%06d", i)] = true
 	}
 	got := make(chan time.Time, n)
-	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: time.Second},
-		func(tok string) bool { return pending[tok] }, // read-only once built
-		func(Arrival) { got <- time.Now() })
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: time.Second}, Canaries(
+		func(tok string) bool { return pending[tok] },
+		func(Arrival) { got <- time.Now() }))
+
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { wt.Run(ctx); close(done) }()
@@ -132,9 +133,10 @@ func BenchmarkWatcherInteropIdleLatency(b *testing.B) {
 	}
 	run := fmt.Sprintf("otp-b%d-", time.Now().UnixNano())
 	got := make(chan time.Time, b.N)
-	wt := NewWatcher(WatchConfig{Mailbox: mb, Creds: staticCreds(mbEP.Username, mbEP.Password), PollEvery: time.Second},
+	wt := NewWatcher(WatchConfig{Mailbox: mb, Creds: staticCreds(mbEP.Username, mbEP.Password), PollEvery: time.Second}, Canaries(
 		func(tok string) bool { return strings.HasPrefix(tok, run) },
-		func(Arrival) { got <- time.Now() })
+		func(Arrival) { got <- time.Now() }))
+
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { wt.Run(ctx); close(done) }()

@@ -88,20 +88,21 @@ func (s *watchSession) rescan(ctx context.Context) error {
 	return s.process(ctx, imap.UIDSetNum(uids...), since)
 }
 
-// process fetches headers of set, delivers the canaries among them (with
-// INTERNALDATE not before since) and cleans them up. Other mail is only
-// read with BODY.PEEK, never changed. A canary's text is fetched in a
-// second command, once the header fetch is drained, for the DKIM re-check.
+// process fetches the classifier's section of set, delivers what it
+// matches (with INTERNALDATE not before since) and cleans it up. Other
+// mail is only read with BODY.PEEK, never changed. The matches' detail is
+// fetched in a second command, once the first is drained.
 func (s *watchSession) process(ctx context.Context, set imap.UIDSet, since time.Time) error {
 	w := s.w
 	minUID := w.lastUID
+	section := w.cls.Section()
 	fetch := s.c.Fetch(set, &imap.FetchOptions{
 		UID:          true,
 		InternalDate: true,
-		BodySection:  []*imap.FetchItemBodySection{headerSection},
+		BodySection:  []*imap.FetchItemBodySection{section},
 	})
 	var matched []imap.UID
-	var arrivals []Arrival
+	var found []Found
 	for {
 		msg := fetch.Next()
 		if msg == nil {
@@ -121,29 +122,29 @@ func (s *watchSession) process(ctx context.Context, set imap.UIDSet, since time.
 		if !since.IsZero() && buf.InternalDate.Before(since) {
 			continue
 		}
-		hdr := buf.FindBodySection(headerSection)
-		tok := matchToken(hdr, w.match)
-		if tok == "" {
+		data := buf.FindBodySection(section)
+		key := w.cls.Match(data)
+		if key == "" {
 			continue
 		}
 		matched = append(matched, buf.UID)
-		if _, dup := w.delivered[tok]; dup {
+		if _, dup := w.delivered[key]; dup {
 			continue
 		}
-		w.remember(tok)
-		arrivals = append(arrivals, Arrival{
-			Token: tok, Mailbox: w.cfg.Mailbox.Name, Folder: s.folder, SeenAt: seen,
-			InternalDate: buf.InternalDate.UTC(), UID: uint32(buf.UID), Header: hdr,
+		w.remember(key)
+		found = append(found, Found{
+			Key: key, Mailbox: w.cfg.Mailbox.Name, Folder: s.folder, SeenAt: seen,
+			InternalDate: buf.InternalDate.UTC(), UID: uint32(buf.UID), Section: data,
 		})
 	}
 	fetchErr := fetch.Close()
-	if fetchErr == nil && len(arrivals) > 0 {
-		s.fetchBodies(arrivals)
+	if fetchErr == nil && len(found) > 0 {
+		s.fetchDetail(found)
 	}
-	for _, a := range arrivals {
-		w.deliver(a)
+	for _, f := range found {
+		w.cls.Deliver(f)
 		w.update(func(st *WatchState) { st.Delivered++ })
-		w.log.Debug("canary arrived", "token", a.Token, "uid", a.UID)
+		w.log.Debug("message delivered", "key", f.Key, "uid", f.UID)
 	}
 	if fetchErr != nil {
 		if cleanupOn(w.cfg.Mailbox) {
@@ -157,34 +158,33 @@ func (s *watchSession) process(ctx context.Context, set imap.UIDSet, since time.
 	return s.cleanupOrKeep(ctx, matched)
 }
 
-// textSection is a canary's text, capped: canaries are small, and a huge
-// message matching a token must not cost memory.
-var textSection = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierText, Peek: true,
-	Partial: &imap.SectionPartial{Offset: 0, Size: 256 << 10}}
-
-// fetchBodies fills in the text of arrivals. It is evidence, not needed to
-// decide the outcome: on failure the arrivals go out without it.
-func (s *watchSession) fetchBodies(arrivals []Arrival) {
-	uids := make([]imap.UID, len(arrivals))
-	for i, a := range arrivals {
-		uids[i] = imap.UID(a.UID)
+// fetchDetail fills in the classifier's detail of found. It is evidence,
+// not needed to decide: on failure the matches go out without it.
+func (s *watchSession) fetchDetail(found []Found) {
+	section := s.w.cls.Detail()
+	if section == nil {
+		return
+	}
+	uids := make([]imap.UID, len(found))
+	for i, f := range found {
+		uids[i] = imap.UID(f.UID)
 	}
 	msgs, err := s.c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true,
-		BodySection: []*imap.FetchItemBodySection{textSection}}).Collect()
+		BodySection: []*imap.FetchItemBodySection{section}}).Collect()
 	if err != nil {
-		s.w.log.Warn("imap fetch of canary text failed; DKIM re-check limited to the header", "err", err)
+		s.w.log.Warn("imap fetch of matched messages' detail failed; delivering without it", "err", err)
 		return
 	}
 	for _, m := range msgs {
-		for i := range arrivals {
-			if arrivals[i].UID == uint32(m.UID) {
-				arrivals[i].Body = m.FindBodySection(textSection)
+		for i := range found {
+			if found[i].UID == uint32(m.UID) {
+				found[i].Detail = m.FindBodySection(section)
 			}
 		}
 	}
 }
 
-// remember records a delivered token, forgetting the oldest beyond
+// remember records a delivered key, forgetting the oldest beyond
 // deliveredMemory, so reconnects and rescans never deliver twice.
 func (w *Watcher) remember(tok string) {
 	w.delivered[tok] = struct{}{}

@@ -38,8 +38,8 @@ func TestWatcherInterop(t *testing.T) {
 	viaProxy := mb
 	_, port, _ := net.SplitHostPort(proxy.addr())
 	viaProxy.Port, _ = strconv.Atoi(port)
-	inbox := NewWatcher(WatchConfig{Mailbox: viaProxy, Folder: "INBOX", Creds: creds, PollEvery: safetyNet}, col.match, col.deliver)
-	junk := NewWatcher(WatchConfig{Mailbox: mb, Folder: FolderJunk, Creds: creds, PollEvery: safetyNet}, col.match, col.deliver)
+	inbox := NewWatcher(WatchConfig{Mailbox: viaProxy, Folder: "INBOX", Creds: creds, PollEvery: safetyNet}, Canaries(col.match, col.deliver))
+	junk := NewWatcher(WatchConfig{Mailbox: mb, Folder: FolderJunk, Creds: creds, PollEvery: safetyNet}, Canaries(col.match, col.deliver))
 	runWatcher(t, inbox)
 	runWatcher(t, junk)
 	eventually(t, "both watchers in IDLE", func() bool {

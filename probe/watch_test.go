@@ -26,8 +26,9 @@ const safetyNet = 3 * time.Second
 func TestWatcherIdleDeliversAndCleansUp(t *testing.T) {
 	w := newWorld(t)
 	col := newCollector("otp-idle1")
-	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Folder: "INBOX", Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet},
-		col.match, col.deliver)
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Folder: "INBOX", Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet}, Canaries(
+		col.match, col.deliver))
+
 	runWatcher(t, wt)
 	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
 
@@ -73,8 +74,9 @@ func TestWatcherIdleDeliversAndCleansUp(t *testing.T) {
 func TestWatcherPollingWithoutIdle(t *testing.T) {
 	w := newWorld(t)
 	col := newCollector("otp-poll1")
-	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: 100 * time.Millisecond, NoIdle: true},
-		col.match, col.deliver)
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: 100 * time.Millisecond, NoIdle: true}, Canaries(
+		col.match, col.deliver))
+
 	runWatcher(t, wt)
 	eventually(t, "connected", func() bool { return wt.State().Connected })
 	if wt.State().Idle {
@@ -93,8 +95,9 @@ func TestWatcherPollingWithoutIdle(t *testing.T) {
 func TestWatcherJunkFolder(t *testing.T) {
 	w := newWorld(t)
 	col := newCollector("otp-junk1")
-	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Folder: FolderJunk, Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet},
-		col.match, col.deliver)
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Folder: FolderJunk, Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet}, Canaries(
+		col.match, col.deliver))
+
 	runWatcher(t, wt)
 	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
 	w.deliver("INBOX", canaryMsg("otp-junk1")) // not this watcher's folder
@@ -115,7 +118,7 @@ func TestWatcherFindsMailFromBeforeStart(t *testing.T) {
 	w.deliver("INBOX", canaryMsg("otp-early"))
 	w.deliver("INBOX", otherMsg("old"))
 	col := newCollector("otp-early")
-	runWatcher(t, NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword)}, col.match, col.deliver))
+	runWatcher(t, NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword)}, Canaries(col.match, col.deliver)))
 	if a := col.next(t); a.Token != "otp-early" {
 		t.Fatalf("token = %q", a.Token)
 	}
@@ -128,8 +131,9 @@ func TestWatcherCleanupOff(t *testing.T) {
 	off := false
 	mb.Cleanup = &off
 	col := newCollector()
-	wt := NewWatcher(WatchConfig{Mailbox: mb, Creds: staticCreds(testUser, testPassword), PollEvery: time.Hour, NoIdle: true},
-		col.match, col.deliver)
+	wt := NewWatcher(WatchConfig{Mailbox: mb, Creds: staticCreds(testUser, testPassword), PollEvery: time.Hour, NoIdle: true}, Canaries(
+		col.match, col.deliver))
+
 	runWatcher(t, wt)
 	eventually(t, "connected", func() bool { return wt.State().Connected })
 	w.deliver("INBOX", canaryMsg("otp-keep"))
@@ -159,7 +163,7 @@ func TestWatcherExpungesOnlyCanaries(t *testing.T) {
 	appendRaw(t, c, "INBOX", otherMsg("keep me"), nil)
 	appendRaw(t, c, "INBOX", otherMsg("deleted by the user"), []imap.Flag{imap.FlagDeleted})
 	col := newCollector("otp-exp1")
-	wt := NewWatcher(WatchConfig{Mailbox: ps.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet}, col.match, col.deliver)
+	wt := NewWatcher(WatchConfig{Mailbox: ps.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet}, Canaries(col.match, col.deliver))
 	runWatcher(t, wt)
 	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
 	appendRaw(t, c, "INBOX", canaryMsg("otp-exp1"), nil)
@@ -172,8 +176,9 @@ func TestWatcherExpungesOnlyCanaries(t *testing.T) {
 func TestWatcherReconnectsAfterDrop(t *testing.T) {
 	w := newWorld(t).withProxy()
 	col := newCollector("otp-before", "otp-during")
-	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet},
-		col.match, col.deliver)
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet}, Canaries(
+		col.match, col.deliver))
+
 	runWatcher(t, wt)
 	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
 	w.deliver("INBOX", canaryMsg("otp-before"))
@@ -211,8 +216,9 @@ func TestWatcherUIDValidityChange(t *testing.T) {
 		w.deliver("Alerts", otherMsg("filler "+string(rune('a'+i))))
 	}
 	col := newCollector("otp-uidv")
-	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Folder: "Alerts", Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet},
-		col.match, col.deliver)
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Folder: "Alerts", Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet}, Canaries(
+		col.match, col.deliver))
+
 	runWatcher(t, wt)
 	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
 	before := wt.State()
@@ -243,8 +249,9 @@ func TestWatcherBadCredentials(t *testing.T) {
 	w := newWorld(t)
 	const wrong = "Wr0ng-Secret-Value"
 	var logs logBuffer
-	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, wrong), Logger: logs.logger()},
-		func(string) bool { return true }, func(Arrival) {})
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, wrong), Logger: logs.logger()}, Canaries(
+		func(string) bool { return true }, func(Arrival) {}))
+
 	runWatcher(t, wt)
 	eventually(t, "a login failure", func() bool { return wt.State().LastError != "" })
 	st := wt.State()
@@ -334,7 +341,7 @@ func TestWatcherXOAUTH2(t *testing.T) {
 
 func TestWatcherStopsOnCancel(t *testing.T) {
 	w := newWorld(t)
-	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword)}, func(string) bool { return false }, func(Arrival) {})
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword)}, Canaries(func(string) bool { return false }, func(Arrival) {}))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- wt.Run(ctx) }()
@@ -376,7 +383,7 @@ func TestWatcherDropMidCommand(t *testing.T) {
 	mb.TLS, mb.Insecure = targets.TLSNone, true
 	c := dialPlain(t, ps)
 	col := newCollector("otp-move", "otp-fetch")
-	wt := NewWatcher(WatchConfig{Mailbox: mb, Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet}, col.match, col.deliver)
+	wt := NewWatcher(WatchConfig{Mailbox: mb, Creds: staticCreds(testUser, testPassword), PollEvery: safetyNet}, Canaries(col.match, col.deliver))
 	runWatcher(t, wt)
 	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
 
@@ -410,8 +417,9 @@ func TestWatcherDropMidCommand(t *testing.T) {
 func TestWatcherSilentServer(t *testing.T) {
 	w := newWorld(t).withProxy()
 	col := newCollector("otp-after-silence")
-	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: 200 * time.Millisecond},
-		col.match, col.deliver)
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: 200 * time.Millisecond}, Canaries(
+		col.match, col.deliver))
+
 	wt.cmdTimeout = 500 * time.Millisecond
 	runWatcher(t, wt)
 	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
@@ -429,8 +437,9 @@ func TestWatcherSilentServer(t *testing.T) {
 // poll per second, not one per Poke.
 func TestWatcherCoalescesPokes(t *testing.T) {
 	w := newWorld(t)
-	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: time.Hour},
-		func(string) bool { return false }, func(Arrival) {})
+	wt := NewWatcher(WatchConfig{Mailbox: w.mailbox(), Creds: staticCreds(testUser, testPassword), PollEvery: time.Hour}, Canaries(
+		func(string) bool { return false }, func(Arrival) {}))
+
 	runWatcher(t, wt)
 	eventually(t, "IDLE", func() bool { return wt.State().Status == WatchIdle })
 	before := wt.State().Polls

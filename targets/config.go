@@ -11,6 +11,7 @@ package targets
 
 import (
 	"crypto/x509"
+	"slices"
 	"text/template"
 	"time"
 
@@ -23,8 +24,9 @@ type Config struct {
 	Senders   []Sender  `yaml:"senders"`
 	Mailboxes []Mailbox `yaml:"mailboxes"`
 	Probes    []Probe   `yaml:"probes"`
-	// Bounces names the mailbox (from Mailboxes) that receives DSNs for the
-	// envelope sender; empty when bounces are not watched.
+	// Bounces names the mailbox (from Mailboxes) that receives DSNs for
+	// senders that name none of their own (Sender.Bounces); empty when
+	// their bounces are not watched.
 	Bounces string `yaml:"bounces"`
 	Store   Store  `yaml:"store"`
 	HTTP    HTTP   `yaml:"http"`
@@ -95,6 +97,9 @@ type Sender struct {
 	From         string `yaml:"from"`          // header From
 	EnvelopeFrom string `yaml:"envelope_from"` // MAIL FROM; defaults to From
 	Helo         string `yaml:"helo"`          // EHLO name, before and after STARTTLS; default: the FQDN host name, else the From domain
+	// Bounces names the mailbox that receives this sender's DSNs (its
+	// envelope sender's); default the top-level bounces. Senders may share one.
+	Bounces string `yaml:"bounces"`
 }
 
 // Mailbox is a seed mailbox at a provider, watched over IMAP.
@@ -178,3 +183,15 @@ func (s Secret) GoString() string             { return s.String() }
 func (s Secret) MarshalYAML() (any, error)    { return s.String(), nil }
 func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + s.String() + `"`), nil }
 func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// BounceMailboxes are the mailboxes any sender's DSNs go to, in the order
+// senders name them, each once.
+func (c *Config) BounceMailboxes() []string {
+	var out []string
+	for _, s := range c.Senders {
+		if s.Bounces != "" && !slices.Contains(out, s.Bounces) {
+			out = append(out, s.Bounces)
+		}
+	}
+	return out
+}

@@ -94,10 +94,14 @@ func commandProgram(cmd string) string {
 // by its program only, since its arguments may carry a client secret.
 func (c *Config) Describe(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "agent %s\n\nSENDER\tENDPOINT\tTLS\tAUTH\tFROM\tENVELOPE FROM\n", c.Agent)
+	fmt.Fprintf(tw, "agent %s\n\nSENDER\tENDPOINT\tTLS\tAUTH\tFROM\tENVELOPE FROM\tBOUNCES\n", c.Agent)
 	for _, s := range c.Senders {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, hostPort(s.Endpoint), tlsDesc(s.Endpoint),
-			s.Auth.describe(), s.From, s.EnvelopeFrom)
+		bounces := s.Bounces
+		if bounces == "" {
+			bounces = "(not watched)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, hostPort(s.Endpoint), tlsDesc(s.Endpoint),
+			s.Auth.describe(), s.From, s.EnvelopeFrom, bounces)
 	}
 	fmt.Fprintf(tw, "\nMAILBOX\tPROVIDER\tENDPOINT\tTLS\tAUTH\tADDRESS\tAUTHSERV-ID\tJUNK\tCLEANUP\n")
 	for _, m := range c.Mailboxes {
@@ -121,15 +125,11 @@ func (c *Config) Describe(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	bounces := c.Bounces
-	if bounces == "" {
-		bounces = "(not watched)"
-	}
 	store := c.Store.Driver + " " + c.Store.Path
 	if c.Store.Driver == "postgres" {
 		store = "postgres (dsn " + c.Store.DSN.String() + ")"
 	}
-	if _, err := fmt.Fprintf(w, "\nbounces %s\nstore   %s\nhttp    %s\n", bounces, store, c.HTTP.Listen); err != nil {
+	if _, err := fmt.Fprintf(w, "\nstore   %s\nhttp    %s\n", store, c.HTTP.Listen); err != nil {
 		return err
 	}
 	return c.describeReporting(w)

@@ -29,6 +29,7 @@ var invalidCases = map[string]string{
 	"insecure-with-ca":      `senders[0] (relay).ca_file: insecure: true skips verification, so ca_file would be ignored; set one of them`,
 	"mechanism":             `senders[0] (relay).auth.mechanism: must be plain, login or xoauth2, got "cram-md5"`,
 	"missing-bounces":       `bounces: unknown mailbox "dsn"`,
+	"sender-bounces":        `senders[0] (relay).bounces: unknown mailbox "dsn"`,
 	"missing-env":           `senders[0] (relay).auth.password: environment variable OTPPROBE_TEST_UNSET is not set`,
 	"missing-password-file": `senders[0] (relay).auth.password_file: open $DIR/does-not-exist.txt: no such file or directory`,
 	"missing-token":         `senders[0] (relay).auth: xoauth2 needs token_file or token_command`,

@@ -87,6 +87,14 @@ func (c *Config) validate() error {
 			return errorf("bounces", "unknown mailbox %q", c.Bounces)
 		}
 	}
+	for i := range c.Senders {
+		s := &c.Senders[i]
+		if s.Bounces == "" {
+			s.Bounces = c.Bounces
+		} else if _, ok := mailboxes[s.Bounces]; !ok {
+			return errorf(field(item("senders", i, s.Name), "bounces"), "unknown mailbox %q", s.Bounces)
+		}
+	}
 	if len(c.Probes) == 0 {
 		return errorf("probes", "at least one probe is required")
 	}

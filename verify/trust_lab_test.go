@@ -125,8 +125,9 @@ func sendForged(t *testing.T, cfg *targets.Config, mailbox string) (probe.Arriva
 	}
 	got := make(chan probe.Arrival, 2)
 	for _, folder := range []string{"INBOX", probe.FolderJunk} {
-		wt := probe.NewWatcher(probe.WatchConfig{Mailbox: *mb, Folder: folder, Creds: creds(mb.Auth), PollEvery: 200 * time.Millisecond},
-			func(tok string) bool { return tok == a.Token }, func(ar probe.Arrival) { got <- ar })
+		wt := probe.NewWatcher(probe.WatchConfig{Mailbox: *mb, Folder: folder, Creds: creds(mb.Auth), PollEvery: 200 * time.Millisecond}, probe.Canaries(
+			func(tok string) bool { return tok == a.Token }, func(ar probe.Arrival) { got <- ar }))
+
 		go wt.Run(ctx)
 	}
 	select {

@@ -308,3 +308,20 @@ http: {listen: "0.0.0.0:0"}
 		t.Error("the store was opened before the refusal")
 	}
 }
+
+// TestLabOnceBouncesPerSender: each sender returns DSNs to its own
+// envelope sender (m365 to bounces@, the backup relay to relay-bounces@);
+// with both rejected by gmail and yahoo, every rejection is found in the
+// right mailbox and reported bounced, never lost.
+func TestLabOnceBouncesPerSender(t *testing.T) {
+	res := labOnce(t, exitFailed, "--scenario", "dns-zone-broken")
+	for _, a := range res.Attempts {
+		want, enhanced := "bounced", map[string]string{lab.ProviderGmail: "5.7.26", lab.ProviderYahoo: "5.7.9"}[a.Mailbox]
+		if a.Mailbox == lab.ProviderOutlook {
+			want = "spam"
+		}
+		if a.Outcome != want || (want == "bounced" && (a.SMTP.Stage != "bounce" || a.SMTP.Enhanced != enhanced)) {
+			t.Errorf("%s→%s: %s %+v, want %s %s", a.Sender, a.Mailbox, a.Outcome, a.SMTP, want, enhanced)
+		}
+	}
+}

@@ -43,6 +43,7 @@ var scenarioDiagnoses = map[string][]expectation{
 	"m365-dkim-txt-missing":    {{lab.SenderM365, all("selector1._domainkey."+lab.CustomerDomain+" is a CNAME to", "which has no TXT record")}},
 	"m365-spf-and-dkim-broken": {{lab.SenderM365, all(lab.M365SPFInclude, "SERVFAIL")}},
 	"m365-dns-records-removed": {{lab.SenderM365, all(lab.M365IP, "which delivered our mail")}},
+	"dns-zone-broken":          {{lab.SenderM365, all(lab.M365IP, "which delivered our mail", "SPF fail")}, {lab.SenderBackup, all(lab.BackupIP, "which delivered our mail", "SPF fail")}},
 	"dmarc-record-removed":     {{lab.SenderM365, all("dmarc=none", "_dmarc."+lab.CustomerDomain, "does not exist")}},
 	"spf-too-many-lookups": {
 		{lab.SenderM365, all("spf=permerror", "SPF needs 12 DNS lookups (limit 10)")},
