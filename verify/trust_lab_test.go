@@ -49,8 +49,8 @@ func TestForgedAuthResultsThroughLab(t *testing.T) {
 	}{
 		// DMARC really fails (SPF temperror through the SERVFAILing include,
 		// DKIM without key; Outlook applies the temperror as a fail) and
-		// Outlook does not reject, it junks (oreject).
-		{"m365-spf-and-dkim-broken", lab.ProviderOutlook, "Junk", [3]string{"temperror", "fail", "temperror"}},
+		// Outlook does not reject, it junks (oreject) into M365's "Junk Email".
+		{"m365-spf-and-dkim-broken", lab.ProviderOutlook, "Junk Email", [3]string{"temperror", "fail", "temperror"}},
 		// Gmail accepts: SPF passes, the missing key makes DKIM neutral;
 		// the forged header has Gmail's own authserv-id.
 		{"m365-dkim-txt-missing", lab.ProviderGmail, "INBOX", [3]string{"pass", "neutral", "pass"}},
