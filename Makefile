@@ -1,11 +1,16 @@
 # otpprobe — build and test. `make test` is what CI runs (.ci/run).
 GO ?= go
 BIN := bin/otpprobe
+# What `otpprobe --version` and otpprobe_build_info report.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo "(devel)")
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+BUILD_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main.buildTime=$(BUILD_TIME)
 
 .PHONY: build test lint lab bench fuzz clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/otpprobe
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/otpprobe
 
 # Everything: formatting, vet, real Dovecot/Postfix for the interop tests
 # (installed from Debian when missing and run as root), then every Go test

@@ -169,6 +169,8 @@ store:
   path: {{printf "%q" (print .Opts.Dir "/otpprobe.db")}}
 http:
   listen: {{printf "%q" .Opts.Listen}}
+  # The demo world has nothing to protect; a real deployment sets tokens.
+  allow_unauthenticated: true
 {{- if .DNS}}
 # The world's DNS answers for every lab domain; its SPF, DKIM and DMARC
 # records are checked on this schedule and diagnose failing attempts.

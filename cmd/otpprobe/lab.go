@@ -130,6 +130,7 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	deadline := fs.Duration("deadline", 0, "with --once: override every probe's deadline")
 	dir := fs.String("dir", "", "directory for the generated config, CA and database (default: temporary)")
 	verbose := fs.Bool("v", false, "with --once: log progress to stderr")
+	level := logLevelFlag(fs)
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
 	}
@@ -154,7 +155,7 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	logger := stderrLogger(stderr, *verbose)
 	if !*once {
-		logger = slog.New(slog.NewJSONHandler(stderr, nil))
+		logger = jsonLogger(stderr, level)
 	}
 	w, ep, stop, err := labWorld(ctx, names, workDir, *endpointsFile, logger.WithGroup("lab"))
 	if err != nil {

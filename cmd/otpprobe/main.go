@@ -38,6 +38,7 @@ func commands() []command {
 		{"check", "'check dns': audit SPF, DKIM, DMARC, MX, MTA-STS and DANE; exit 1 on errors", cmdCheck},
 		{"attempts", "the attempt history: 'attempts [filters]', 'attempts show ID'", cmdAttempts},
 		{"incidents", "incidents: from a sender's first unhealthy round to its recovery", cmdIncidents},
+		{"version", "print the version, VCS revision and Go version (also --version)", cmdVersion},
 		{"inspect", "print the verdicts in a message's headers (Authentication-Results, ARC, spam, DSN) as JSON", cmdInspect},
 	}
 }
@@ -50,6 +51,9 @@ func main() {
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		return cmdVersion(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stderr)
 		if len(args) == 0 {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -323,5 +324,38 @@ func TestLabOnceBouncesPerSender(t *testing.T) {
 		if a.Outcome != want || (want == "bounced" && (a.SMTP.Stage != "bounce" || a.SMTP.Enhanced != enhanced)) {
 			t.Errorf("%s→%s: %s %+v, want %s %s", a.Sender, a.Mailbox, a.Outcome, a.SMTP, want, enhanced)
 		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		code, out, errOut := run(t, context.Background(), args...)
+		if code != exitOK || !strings.HasPrefix(out, "otpprobe ") || !strings.Contains(out, runtime.Version()) || errOut != "" {
+			t.Errorf("%v: exit %d %q %q", args, code, out, errOut)
+		}
+	}
+	// -ldflags -X values win over the build info.
+	version, revision, buildTime = "v1.4.0", "0123abc", "2026-12-05T12:00:00Z"
+	defer func() { version, revision, buildTime = "", "", "" }()
+	if _, out, _ := run(t, context.Background(), "version"); out != "otpprobe v1.4.0 (0123abc, 2026-12-05T12:00:00Z) "+runtime.Version()+"\n" {
+		t.Errorf("with link-time values: %q", out)
+	}
+}
+
+func TestLogLevelFlag(t *testing.T) {
+	code, _, errOut := run(t, context.Background(), "run", "--config", "x.yaml", "--log-level", "loud")
+	if code != exitUsage || !strings.Contains(errOut, `invalid value "loud" for flag -log-level: want debug, info, warn or error`) {
+		t.Errorf("bad level: exit %d %s", code, errOut)
+	}
+	var buf bytes.Buffer
+	var l logLevel
+	if err := l.Set("warn"); err != nil {
+		t.Fatal(err)
+	}
+	logger := jsonLogger(&buf, &l)
+	logger.Info("hidden")
+	logger.Warn("shown")
+	if strings.Contains(buf.String(), "hidden") || !strings.Contains(buf.String(), "shown") {
+		t.Errorf("at warn: %s", buf.String())
 	}
 }

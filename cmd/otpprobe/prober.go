@@ -43,6 +43,7 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	m := metrics.New(cfg.Agent)
+	m.SetVersion(currentVersion().Version) // -ldflags win over the build info here too
 	r, err := dnswatch.NewResolver(cfg.DNSChecks)
 	if err != nil {
 		st.Close()

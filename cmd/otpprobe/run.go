@@ -15,6 +15,7 @@ import (
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr)
 	path := fs.String("config", "", "config file (required)")
+	level := logLevelFlag(fs)
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
 	}
@@ -22,7 +23,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	logger := jsonLogger(stderr, level)
 	return runDaemon(ctx, cfg, logger, stderr)
 }
 
