@@ -177,5 +177,5 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	fmt.Fprintf(stderr, "otpprobe lab: world up (scenario %s), control %s, config %s, metrics http://%s/metrics\n",
 		strings.Join(w.Applied(), ","), ep.Control, cfgPath, *listen)
-	return runDaemon(ctx, cfg, logger, stderr)
+	return runDaemon(ctx, cfgPath, cfg, logger, stderr)
 }

@@ -247,7 +247,7 @@ func TestRunServesMetrics(t *testing.T) {
 	defer p.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	addr, err := p.serveHTTP(ctx, targets.HTTP{Listen: "127.0.0.1:0"}, api.NewAuth(targets.HTTP{}, nil), discardLogger())
+	addr, err := serveHTTP(ctx, targets.HTTP{Listen: "127.0.0.1:0"}, api.NewAuth(targets.HTTP{}, nil).Wrap(p.handler()), discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/probe"
-	"github.com/otpprobe/otpprobe/reports/api"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/metrics"
 	"github.com/otpprobe/otpprobe/reports/pipeline"
@@ -74,10 +73,21 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 
 func (p *prober) close() { p.store.Close() }
 
-// serveHTTP serves /metrics, /healthz and the API on h.Listen until ctx
-// ends, behind the token check of h.Tokens (auth, which a reload updates)
-// and over TLS with h.TLS.
-func (p *prober) serveHTTP(ctx context.Context, h targets.HTTP, auth *api.Auth, logger *slog.Logger) (string, error) {
+// handler is the prober's HTTP surface: /metrics, /healthz and the API.
+func (p *prober) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", p.metrics.Handler())
+	p.pipeline.Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// serveHTTP serves handler on h.Listen until ctx ends, over TLS with
+// h.TLS. The caller puts the token check in front (api.Auth).
+func serveHTTP(ctx context.Context, h targets.HTTP, handler http.Handler, logger *slog.Logger) (string, error) {
 	ln, err := net.Listen("tcp", h.Listen)
 	if err != nil {
 		return "", fmt.Errorf("http.listen %s: %w", h.Listen, err)
@@ -90,14 +100,7 @@ func (p *prober) serveHTTP(ctx context.Context, h targets.HTTP, auth *api.Auth, 
 		}
 		ln = tls.NewListener(ln, &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get})
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", p.metrics.Handler())
-	p.pipeline.Register(mux)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		fmt.Fprintln(w, "ok")
-	})
-	srv := &http.Server{Handler: auth.Wrap(mux), ReadHeaderTimeout: 5 * time.Second,
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go func() {
 		if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
-	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/api"
 	"github.com/otpprobe/otpprobe/targets"
 )
@@ -24,57 +26,61 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	logger := jsonLogger(stderr, level)
-	return runDaemon(ctx, cfg, logger, stderr)
+	return runDaemon(ctx, *path, cfg, logger, stderr)
 }
 
 // runDaemon runs the scheduler, watchers and HTTP server until ctx ends.
 // Attempts in flight stay pending in the store and are resumed next start.
-func runDaemon(ctx context.Context, cfg *targets.Config, logger *slog.Logger, stderr io.Writer) int {
+// SIGHUP re-reads cfgPath (reload.go): a config that does not load leaves
+// the running one alone.
+func runDaemon(ctx context.Context, cfgPath string, cfg *targets.Config, logger *slog.Logger, stderr io.Writer) int {
 	if err := cfg.HTTP.CheckExposure(); err != nil {
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitUsage
 	}
-	p, err := openProber(ctx, cfg, logger)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP) // before anything: a HUP must never kill the daemon
+	defer signal.Stop(hup)
+
+	status := &reloadStatus{}
+	status.set(true)
+	gen, err := startGeneration(ctx, cfg, logger, status)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitRuntime
 	}
-	defer p.close()
 	auth := api.NewAuth(cfg.HTTP, logger.With("component", "http"))
-	addr, err := p.serveHTTP(ctx, cfg.HTTP, auth, logger)
+	var current swapHandler
+	current.set(gen.handler)
+	addr, err := serveHTTP(ctx, cfg.HTTP, auth.Wrap(&current), logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
-		return exitRuntime
-	}
-	sched, err := probe.NewScheduler(p.engine, schedulerJitter, p.metrics.SkippedRun)
-	if err != nil {
-		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
-		return exitUsage
-	}
-	if err := p.engine.Start(ctx); err != nil {
+		gen.stop()
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitRuntime
 	}
 	logger.Info("otpprobe running", "http", addr, "tls", cfg.HTTP.TLS != nil, "api_tokens", len(cfg.HTTP.Tokens),
-		"probes", len(cfg.Probes), "agent", cfg.Agent)
-	reports := make(chan struct{})
-	go func() {
-		defer close(reports)
-		p.pipeline.Run(ctx) // rounds → failover and alerts, SLOs, outbox delivery
-	}()
-	dnsDone := make(chan struct{}) // the DNS checks write to the store: wait before closing it
-	go func() {
-		defer close(dnsDone)
-		if err := p.dns.Run(ctx); err != nil {
-			logger.Error("DNS checks not scheduled", "err", err)
+		"probes", len(cfg.Probes), "agent", cfg.Agent, "version", currentVersion().Version)
+	for {
+		select {
+		case <-ctx.Done():
+			gen.stop()
+			logger.Info("otpprobe stopped")
+			return exitOK
+		case <-hup:
 		}
-	}()
-	sched.Start(ctx) // returns after ctx ends and running rounds finished
-	<-reports
-	<-dnsDone
-	<-p.engine.Done() // a watcher may be storing an arrival
-	logger.Info("otpprobe stopped")
-	return exitOK
+		next, err := reload(ctx, cfgPath, cfg, gen, logger, status)
+		if err != nil {
+			// The old generation is gone and neither config starts.
+			fmt.Fprintf(stderr, "otpprobe: %v\n", err)
+			return exitRuntime
+		}
+		if next == gen {
+			continue
+		}
+		gen, cfg = next, next.cfg
+		auth.Set(cfg.HTTP)
+		current.set(gen.handler)
+	}
 }
 
 func stderrLogger(stderr io.Writer, verbose bool) *slog.Logger {
