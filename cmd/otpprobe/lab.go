@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -131,12 +132,17 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	dir := fs.String("dir", "", "directory for the generated config, CA and database (default: temporary)")
 	verbose := fs.Bool("v", false, "with --once: log progress to stderr")
 	level := logLevelFlag(fs)
+	logFormat := fs.String("log-format", "text", "text: one line per round on stdout, warnings on stderr; json: every log line as JSON on stderr")
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
 	}
 	names, err := scenarioList(*scenario)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
+		return exitUsage
+	}
+	if *logFormat != "text" && *logFormat != "json" {
+		fmt.Fprintf(stderr, "otpprobe lab: --log-format must be text or json, got %q\n", *logFormat)
 		return exitUsage
 	}
 	if err := checkOnceFlags(*format, *deadline); err != nil {
@@ -154,10 +160,26 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		workDir = d
 	}
 	logger := stderrLogger(stderr, *verbose)
+	atStart := names
 	if !*once {
-		logger = jsonLogger(stderr, level)
+		// Text: the round lines on stdout say what happens; the log keeps
+		// to warnings unless --log-level asks for more.
+		levelSet := false
+		fs.Visit(func(f *flag.Flag) { levelSet = levelSet || f.Name == "log-level" })
+		if *logFormat == "json" {
+			logger = jsonLogger(stderr, level)
+		} else {
+			if !levelSet {
+				level.Set("warn")
+			}
+			logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level.LevelVar}))
+		}
+		// The demo starts the world whole and breaks it once the prober's
+		// DNS checks have seen it so: the incident then looks like a real
+		// one (a zone edit, then failing mail) with the change on record.
+		atStart = nil
 	}
-	w, ep, stop, err := labWorld(ctx, names, workDir, *endpointsFile, logger.WithGroup("lab"))
+	w, ep, stop, err := labWorld(ctx, atStart, workDir, *endpointsFile, logger.WithGroup("lab"))
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
 		return exitRuntime
@@ -175,7 +197,20 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *once {
 		return runOnce(ctx, cfg, onceOptions{format: *format, deadline: *deadline, logger: logger}, stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "otpprobe lab: world up (scenario %s), control %s, config %s, metrics http://%s/metrics\n",
-		strings.Join(w.Applied(), ","), ep.Control, cfgPath, *listen)
-	return runDaemon(ctx, cfgPath, cfg, logger, stderr)
+	fmt.Fprintf(stdout, "otpprobe lab: dashboard http://%s/ (scenario %s; control %s; config %s; metrics http://%s/metrics)\n",
+		*listen, strings.Join(names, ","), ep.Control, cfgPath, *listen)
+	o := daemonOptions{firstRoundNow: true, roundLines: stdout,
+		beforeRounds: func(ctx context.Context, p *prober) {
+			p.dns.CheckAll(ctx)
+			for _, s := range names {
+				if s == lab.Healthy {
+					continue
+				}
+				if err := w.Apply(s); err != nil {
+					logger.Error("lab scenario", "scenario", s, "err", err)
+				}
+			}
+			p.dns.CheckAll(ctx)
+		}}
+	return runDaemon(ctx, cfgPath, cfg, logger, stderr, o)
 }

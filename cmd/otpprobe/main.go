@@ -38,6 +38,7 @@ func commands() []command {
 		{"check", "'check dns': audit SPF, DKIM, DMARC, MX, MTA-STS and DANE; exit 1 on errors", cmdCheck},
 		{"attempts", "the attempt history: 'attempts [filters]', 'attempts show ID'", cmdAttempts},
 		{"incidents", "incidents: from a sender's first unhealthy round to its recovery", cmdIncidents},
+		{"evidence", "write a postmortem evidence bundle (zip or directory) for attempts, a route's window or an incident", cmdEvidence},
 		{"version", "print the version, VCS revision and Go version (also --version)", cmdVersion},
 		{"inspect", "print the verdicts in a message's headers (Authentication-Results, ARC, spam, DSN) as JSON", cmdInspect},
 	}

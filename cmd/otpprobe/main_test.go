@@ -240,7 +240,7 @@ func TestRunServesMetrics(t *testing.T) {
 	if cfg == nil {
 		t.Fatal(code)
 	}
-	p, err := openProber(context.Background(), cfg, discardLogger())
+	p, err := openProber(context.Background(), cfg, discardLogger(), daemonOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func runOnce(ctx context.Context, cfg *targets.Config, o onceOptions, stdout, st
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	p, err := openProber(ctx, cfg, o.logger)
+	p, err := openProber(ctx, cfg, o.logger, daemonOptions{})
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe once: %v\n", err)
 		return exitRuntime

@@ -14,6 +14,7 @@ import (
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/metrics"
 	"github.com/otpprobe/otpprobe/reports/pipeline"
+	"github.com/otpprobe/otpprobe/reports/rounds"
 	"github.com/otpprobe/otpprobe/reports/store"
 	"github.com/otpprobe/otpprobe/targets"
 )
@@ -31,7 +32,7 @@ type prober struct {
 
 // openProber opens the store and builds the engine; start it with
 // engine.Start. close releases the store.
-func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (*prober, error) {
+func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger, o daemonOptions) (*prober, error) {
 	if cfg.Store.Driver != "sqlite" {
 		// reports/store has a PostgreSQL attempt store, but route state,
 		// the alert outbox and DNS snapshots are SQLite-only so far.
@@ -48,7 +49,14 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger) (
 		st.Close()
 		return nil, fmt.Errorf("dns_checks.resolver: %w", err)
 	}
-	pl, err := pipeline.New(ctx, cfg, pipeline.Options{Store: st, History: st, Metrics: m, Logger: logger})
+	var pl *pipeline.Pipeline
+	var observers []func(context.Context, rounds.Round)
+	if o.roundLines != nil {
+		observers = append(observers, func(_ context.Context, r rounds.Round) {
+			fmt.Fprintln(o.roundLines, roundLine(cfg, r, pl.Failover.Decision))
+		})
+	}
+	pl, err = pipeline.New(ctx, cfg, pipeline.Options{Store: st, History: st, Metrics: m, Logger: logger, RoundObservers: observers})
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -27,11 +27,12 @@ type generation struct {
 	handler http.Handler
 	cancel  context.CancelFunc
 	done    chan struct{} // closed once everything of it stopped and the store is closed
+	opts    daemonOptions // what a reload starts the next generation with
 }
 
-func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.Logger, status *reloadStatus) (*generation, error) {
+func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.Logger, status *reloadStatus, o daemonOptions) (*generation, error) {
 	ctx, cancel := context.WithCancel(parent)
-	p, err := openProber(ctx, cfg, logger)
+	p, err := openProber(ctx, cfg, logger, o)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -52,12 +53,17 @@ func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.L
 		p.close()
 		return nil, err
 	}
-	g := &generation{cfg: cfg, p: p, handler: p.handler(), cancel: cancel, done: make(chan struct{})}
+	// A reloaded generation keeps the console lines, not the start-up steps.
+	g := &generation{cfg: cfg, p: p, handler: p.handler(), cancel: cancel, done: make(chan struct{}),
+		opts: daemonOptions{roundLines: o.roundLines}}
 	reports := make(chan struct{})
 	go func() {
 		defer close(reports)
 		p.pipeline.Run(ctx) // rounds → failover and alerts, SLOs, outbox delivery
 	}()
+	if o.beforeRounds != nil {
+		o.beforeRounds(ctx, p)
+	}
 	dnsDone := make(chan struct{}) // the DNS checks write to the store: wait before closing it
 	go func() {
 		defer close(dnsDone)
@@ -65,9 +71,22 @@ func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.L
 			logger.Error("DNS checks not scheduled", "err", err)
 		}
 	}()
+	first := make(chan struct{})
+	go func() {
+		defer close(first)
+		if !o.firstRoundNow {
+			return
+		}
+		for _, pr := range cfg.Probes {
+			if _, err := p.engine.Round(ctx, pr.Name); err != nil && ctx.Err() == nil {
+				logger.Error("probe round failed", "probe", pr.Name, "err", err)
+			}
+		}
+	}()
 	go func() {
 		defer close(g.done)
 		sched.Start(ctx) // returns after ctx ends and running rounds finished
+		<-first
 		<-reports
 		<-dnsDone
 		<-p.engine.Done() // a watcher may be storing an arrival
@@ -107,11 +126,11 @@ func reload(ctx context.Context, cfgPath string, old *targets.Config, running *g
 		cfg.HTTP.Listen, cfg.HTTP.TLS = old.HTTP.Listen, old.HTTP.TLS
 	}
 	running.stop()
-	next, err := startGeneration(ctx, cfg, logger, status)
+	next, err := startGeneration(ctx, cfg, logger, status, running.opts)
 	if err != nil {
 		status.set(false)
 		logger.Error("config reload: the new config did not start; starting the previous one again", "err", err.Error())
-		back, berr := startGeneration(ctx, old, logger, status)
+		back, berr := startGeneration(ctx, old, logger, status, running.opts)
 		if berr != nil {
 			return nil, fmt.Errorf("reload: %v; and the previous config no longer starts: %w", err, berr)
 		}

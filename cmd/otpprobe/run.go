@@ -26,14 +26,27 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	logger := jsonLogger(stderr, level)
-	return runDaemon(ctx, *path, cfg, logger, stderr)
+	return runDaemon(ctx, *path, cfg, logger, stderr, daemonOptions{})
+}
+
+// daemonOptions are what the lab demo adds to the daemon.
+type daemonOptions struct {
+	// beforeRounds runs once the first generation is up, before its first
+	// round (the lab breaks its world there, after the DNS checks saw it
+	// whole).
+	beforeRounds func(ctx context.Context, p *prober)
+	// firstRoundNow runs every probe once at start instead of waiting for
+	// its first scheduled time.
+	firstRoundNow bool
+	// roundLines gets one human line per finished round.
+	roundLines io.Writer
 }
 
 // runDaemon runs the scheduler, watchers and HTTP server until ctx ends.
 // Attempts in flight stay pending in the store and are resumed next start.
 // SIGHUP re-reads cfgPath (reload.go): a config that does not load leaves
 // the running one alone.
-func runDaemon(ctx context.Context, cfgPath string, cfg *targets.Config, logger *slog.Logger, stderr io.Writer) int {
+func runDaemon(ctx context.Context, cfgPath string, cfg *targets.Config, logger *slog.Logger, stderr io.Writer, o daemonOptions) int {
 	if err := cfg.HTTP.CheckExposure(); err != nil {
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitUsage
@@ -44,7 +57,7 @@ func runDaemon(ctx context.Context, cfgPath string, cfg *targets.Config, logger 
 
 	status := &reloadStatus{}
 	status.set(true)
-	gen, err := startGeneration(ctx, cfg, logger, status)
+	gen, err := startGeneration(ctx, cfg, logger, status, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitRuntime

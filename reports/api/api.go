@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +23,7 @@ import (
 	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/reports/alert"
 	"github.com/otpprobe/otpprobe/reports/attempts"
+	"github.com/otpprobe/otpprobe/reports/evidence"
 	"github.com/otpprobe/otpprobe/reports/failover"
 	"github.com/otpprobe/otpprobe/reports/incidents"
 	"github.com/otpprobe/otpprobe/reports/slo"
@@ -51,6 +53,11 @@ type Alerts interface {
 	Firing() []alert.Alert
 }
 
+// Evidence builds evidence bundles (evidence.Builder).
+type Evidence interface {
+	Bundle(ctx context.Context, sel evidence.Selection) (*evidence.Bundle, error)
+}
+
 // Options are the API's sources; nil ones answer 404.
 type Options struct {
 	Routes      Routes
@@ -61,7 +68,9 @@ type Options struct {
 	Attempts attempts.Source
 	// Incidents are the stored incidents (store.SQLite).
 	Incidents incidents.Reader
-	Logger    *slog.Logger
+	// Evidence builds evidence bundles (evidence.Builder).
+	Evidence Evidence
+	Logger   *slog.Logger
 	// Now is the clock relative times ("since=2h") count from (time.Now).
 	Now func() time.Time
 }
@@ -80,6 +89,7 @@ type Options struct {
 //	GET  /api/v1/attempts/{id}        one attempt with everything stored
 //	GET  /api/v1/incidents            incidents, newest first (?open=true&sender=&since=&limit=)
 //	GET  /api/v1/incidents/{id}       one incident
+//	GET  /api/v1/evidence             an evidence bundle as a zip (?id=…&id=… | ?route=&since=&until= | ?incident=N)
 //
 // POST requests must be application/json, which a browser cannot send
 // cross-site without a preflight this API never answers. Who may call
@@ -104,6 +114,7 @@ func Register(mux *http.ServeMux, o Options) {
 	mux.HandleFunc("GET /api/v1/attempts/{id}", s.attempt)
 	mux.HandleFunc("GET /api/v1/incidents", s.incidents)
 	mux.HandleFunc("GET /api/v1/incidents/{id}", s.incident)
+	mux.HandleFunc("GET /api/v1/evidence", s.evidence)
 }
 
 type server struct{ o Options }
@@ -343,6 +354,38 @@ func (s *server) incident(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, r, http.StatusOK, j)
+}
+
+func (s *server) evidence(w http.ResponseWriter, r *http.Request) {
+	if s.o.Evidence == nil {
+		writeError(w, http.StatusNotFound, "evidence bundles are not configured")
+		return
+	}
+	sel, err := evidence.ParseSelection(r.URL.Query(), s.o.Now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	b, err := s.o.Evidence.Bundle(r.Context(), sel)
+	switch {
+	case errors.Is(err, evidence.ErrEmpty), errors.Is(err, attempt.ErrNotFound), errors.Is(err, store.ErrNoIncident):
+		writeError(w, http.StatusNotFound, err.Error())
+		return
+	case err != nil:
+		s.o.Logger.Error("api: evidence", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not build the bundle")
+		return
+	}
+	var buf bytes.Buffer
+	if err := b.WriteZip(&buf); err != nil {
+		s.o.Logger.Error("api: evidence", "err", err)
+		writeError(w, http.StatusInternalServerError, "could not build the bundle")
+		return
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", `attachment; filename="otpprobe-evidence.zip"`)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(buf.Bytes())
 }
 
 func jsonContent(w http.ResponseWriter, r *http.Request) bool {

@@ -15,6 +15,7 @@ import (
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/alert"
 	"github.com/otpprobe/otpprobe/reports/api"
+	"github.com/otpprobe/otpprobe/reports/evidence"
 	"github.com/otpprobe/otpprobe/reports/failover"
 	"github.com/otpprobe/otpprobe/reports/slo"
 	"github.com/otpprobe/otpprobe/reports/store"
@@ -58,7 +59,8 @@ func newServer(t *testing.T) (*httptest.Server, *store.SQLite) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	api.Register(mux, api.Options{Routes: f, SLOs: slo.New(cfg, slo.Options{Store: st}), Alerts: m, Attempts: st, Incidents: st})
+	api.Register(mux, api.Options{Routes: f, SLOs: slo.New(cfg, slo.Options{Store: st}), Alerts: m, Attempts: st, Incidents: st,
+		Evidence: evidence.Builder{Reader: st, Config: cfg}})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv, st

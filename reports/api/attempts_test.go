@@ -70,7 +70,15 @@ func TestAttempts(t *testing.T) {
 		t.Errorf("detail %+v", d)
 	}
 
+	resp, body = do(t, "GET", srv.URL+"/api/v1/evidence?id=01a0-3&id=01a0-4", "", "")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/zip" || !strings.HasPrefix(body, "PK") {
+		t.Errorf("evidence: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
 	for path, want := range map[string]int{
+		"/api/v1/evidence?id=nope":           http.StatusNotFound,
+		"/api/v1/evidence":                   http.StatusBadRequest,
+		"/api/v1/evidence?route=otp":         http.StatusBadRequest,
+		"/api/v1/evidence?incident=abc":      http.StatusBadRequest,
 		"/api/v1/attempts/nope":              http.StatusNotFound,
 		"/api/v1/attempts?limit=100000":      http.StatusBadRequest,
 		"/api/v1/attempts?outcome=arrived":   http.StatusBadRequest,

@@ -18,6 +18,7 @@ import (
 	"github.com/otpprobe/otpprobe/reports/api"
 	"github.com/otpprobe/otpprobe/reports/attempts"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
+	"github.com/otpprobe/otpprobe/reports/evidence"
 	"github.com/otpprobe/otpprobe/reports/failover"
 	"github.com/otpprobe/otpprobe/reports/incidents"
 	"github.com/otpprobe/otpprobe/reports/metrics"
@@ -54,6 +55,9 @@ type Options struct {
 	// SLOEvery is how often SLOs are evaluated for alerts and metrics
 	// (default 30s).
 	SLOEvery time.Duration
+	// RoundObservers also get every finished round, after failover,
+	// alerts and incidents saw it (the lab's console lines).
+	RoundObservers []func(context.Context, rounds.Round)
 	// Poll is how often pins from other processes are read (default 2s).
 	Poll time.Duration
 }
@@ -69,6 +73,7 @@ type Pipeline struct {
 	Incidents *incidents.Tracker
 
 	opts    Options
+	cfg     *targets.Config
 	reports *metrics.Reports
 
 	dnsOnce   sync.Once
@@ -85,7 +90,7 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 	if opts.SLOEvery == 0 {
 		opts.SLOEvery = 30 * time.Second
 	}
-	p := &Pipeline{opts: opts, stopped: make(chan struct{})}
+	p := &Pipeline{opts: opts, cfg: cfg, stopped: make(chan struct{})}
 	notifiers := append([]alert.Notifier(nil), opts.Notifiers...)
 	for _, w := range cfg.Alerts.Webhooks {
 		n, err := alert.NewWebhook(w)
@@ -147,7 +152,8 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 		return nil, err
 	}
 	p.Rounds = rounds.New(cfg, rounds.Options{Logger: opts.Logger.With("component", "rounds")},
-		p.Failover.ObserveRound, p.Rules.ObserveRound, p.Incidents.ObserveRound)
+		append([]func(context.Context, rounds.Round){p.Failover.ObserveRound, p.Rules.ObserveRound, p.Incidents.ObserveRound},
+			opts.RoundObservers...)...)
 	return p, nil
 }
 
@@ -188,8 +194,12 @@ func (p *Pipeline) sloEvaluated(ctx context.Context, sts []slo.Status) {
 
 // Register adds the API to mux.
 func (p *Pipeline) Register(mux *http.ServeMux) {
-	api.Register(mux, api.Options{Routes: p.Failover, Transitions: p.opts.Store, SLOs: p.SLOs, Alerts: p.Alerts,
-		Attempts: p.opts.History, Incidents: p.opts.Store, Logger: p.opts.Logger.With("component", "api")})
+	o := api.Options{Routes: p.Failover, Transitions: p.opts.Store, SLOs: p.SLOs, Alerts: p.Alerts,
+		Attempts: p.opts.History, Incidents: p.opts.Store, Logger: p.opts.Logger.With("component", "api")}
+	if r, ok := p.opts.History.(evidence.Reader); ok {
+		o.Evidence = evidence.Builder{Reader: r, Config: p.cfg}
+	}
+	api.Register(mux, o)
 }
 
 // Run runs rounds, failover, alert delivery and SLO evaluation until ctx
