@@ -20,7 +20,8 @@ var update = flag.Bool("update", false, "rewrite configs/lab.yaml from the gener
 func TestGeneratedConfigGolden(t *testing.T) {
 	dir := t.TempDir()
 	ep := &lab.Endpoints{DNS: "127.0.0.1:40053", CAFile: filepath.Join(dir, "lab-ca.pem"), Senders: []lab.Endpoint{
-		{Name: "m365", Host: lab.M365IP, Port: 40587, TLS: "starttls", Username: lab.SenderUsername, Password: "x", From: lab.OTPFromHeader, EnvelopeFrom: lab.BounceAddress},
+		{Name: "m365", Host: lab.M365IP, Port: 40587, TLS: "starttls", Username: lab.SenderUsername, Password: "x", From: lab.OTPFromHeader, EnvelopeFrom: lab.BounceAddress,
+			OAuth2: &lab.OAuth2App{Authority: "https://" + lab.IdentityIP + ":40443", Tenant: lab.TenantID, ClientID: lab.M365ClientID, ClientSecret: "s", GraphURL: "https://" + lab.GraphIP + ":40444"}},
 		{Name: "backup", Host: lab.BackupIP, Port: 41587, TLS: "starttls", Username: lab.SenderUsername, Password: "x", From: lab.OTPFromHeader,
 			EnvelopeFrom: lab.RelayBounceAddress, Bounces: "relay-bounces"},
 	}}

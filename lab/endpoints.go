@@ -42,6 +42,19 @@ type Endpoint struct {
 	AuthservID string `json:"authserv_id,omitempty"` // mailboxes: whose Authentication-Results to trust
 	Junk       string `json:"junk,omitempty"`        // mailboxes: the junk folder's name
 	Trash      string `json:"trash,omitempty"`       // mailboxes: where cleanup moves canaries
+	// OAuth2 is the app registration a sender may log in with instead of
+	// its password (the lab's m365 tenant).
+	OAuth2 *OAuth2App `json:"oauth2,omitempty"`
+}
+
+// OAuth2App is an app registration at the lab's identity platform.
+type OAuth2App struct {
+	Authority    string `json:"authority"` // https://host:port, without the tenant
+	Tenant       string `json:"tenant"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	CertFile     string `json:"certificate_file,omitempty"` // PEM certificate and key, the other credential
+	GraphURL     string `json:"graph_url,omitempty"`
 }
 
 // WriteFile writes e as JSON to path atomically (temp file + rename), so a

@@ -36,9 +36,17 @@ const (
 	OutlookIP      = "127.0.0.23"
 	BankMXIP       = "127.0.0.30" // example-bank.test MX: bounces@ and dmarc@
 	ForwarderIP    = "127.0.0.40" // a mailing-list forwarder that ARC-seals
+	IdentityIP     = "127.0.0.50" // the Entra-ID-like token endpoint
+	GraphIP        = "127.0.0.51" // the Graph-like sendMail endpoint
 	SeedLocalPart  = "seed"
 	SeedPassword   = "seed-password" // lab only; never a real secret
 	SenderUsername = "otp@example-bank.test"
+)
+
+// The M365 tenant's app registration the prober uses (client credentials).
+const (
+	TenantID     = "8c2f1e0a-5b4d-4e6f-9a7b-0c1d2e3f4a5b"
+	M365ClientID = "3f6a9c2e-1b8d-4f7a-a0e5-6d4c2b1a9e8f"
 )
 
 // Sender names.
@@ -69,6 +77,8 @@ const (
 	YahooIMAP        = "imap.mail.yahoo.test"
 	OutlookIMAP      = "outlook.office365.test"
 	BankIMAP         = "imap.example-bank.test"
+	IdentityHost     = "login.microsoftonline.test"
+	GraphHost        = "graph.microsoft.test"
 )
 
 // The mailing-list forwarder (lab/forwarder): list@ForwarderDomain re-sends

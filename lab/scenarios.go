@@ -7,6 +7,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/otpprobe/otpprobe/lab/dnsserver"
+	"github.com/otpprobe/otpprobe/lab/identity"
 	"github.com/otpprobe/otpprobe/lab/receiver"
 	"github.com/otpprobe/otpprobe/lab/sender"
 )
@@ -79,6 +80,14 @@ var scenarios = []Scenario{
 		func(w *World) error {
 			return w.setReceiverFault(ProviderGmail, func(f *receiver.Faults) { f.Drop = true })
 		}},
+	{"m365-basic-auth-disabled", "the tenant turned SMTP AUTH with Basic authentication off: AUTH PLAIN and LOGIN are answered 535 5.7.139; XOAUTH2 still works",
+		func(w *World) error {
+			return w.setSenderFault(SenderM365, func(f *sender.Faults) { f.BasicAuthDisabled = true })
+		}},
+	{"oauth-secret-expired", "the prober's app's client secret expired: the token endpoint answers invalid_client AADSTS7000222 (the certificate credential still works)",
+		func(w *World) error { return w.setIdentityFault(func(f *identity.Faults) { f.SecretExpired = true }) }},
+	{"oauth-refresh-revoked", "every refresh token was revoked: the token endpoint answers invalid_grant AADSTS70008",
+		func(w *World) error { return w.setIdentityFault(func(f *identity.Faults) { f.RefreshRevoked = true }) }},
 	{"flaky", "the M365 service accepts every message but silently loses 10% of them",
 		func(w *World) error {
 			return w.setSenderFault(SenderM365, func(f *sender.Faults) { f.LossRate = 0.10 })

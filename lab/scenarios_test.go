@@ -106,6 +106,12 @@ var scenarioTable = []struct {
 	{"provider-drop",
 		row{"gmail": {result: "lost"}, "yahoo": pass3, "outlook": pass3},
 		row{"gmail": {result: "lost"}, "yahoo": pass3, "outlook": pass3}},
+	// This table's client logs in with the password (AUTH PLAIN); the
+	// OAuth2 scenarios leave password logins alone and are checked with
+	// the prober in cmd/otpprobe (TestLabOnceOAuthScenarios).
+	{"m365-basic-auth-disabled", same(want{result: "refused"}), same(pass3)},
+	{"oauth-secret-expired", same(pass3), same(pass3)},
+	{"oauth-refresh-revoked", same(pass3), same(pass3)},
 }
 
 func TestScenarioTable(t *testing.T) {

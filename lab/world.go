@@ -20,6 +20,7 @@ import (
 
 	"github.com/otpprobe/otpprobe/lab/dnsserver"
 	"github.com/otpprobe/otpprobe/lab/forwarder"
+	"github.com/otpprobe/otpprobe/lab/identity"
 	"github.com/otpprobe/otpprobe/lab/mailstore"
 	"github.com/otpprobe/otpprobe/lab/receiver"
 	"github.com/otpprobe/otpprobe/lab/sender"
@@ -55,18 +56,22 @@ type World struct {
 	resolver *resolver.Resolver
 	healthy  []string
 
-	senders   map[string]*sender.Server
-	senderPws map[string]string
-	stores    map[string]*mailstore.Server // by provider
-	profiles  map[string]receiver.Profile  // by provider
-	seedPw    string
-	mx        *receiver.Server
-	forwarder *forwarder.Server
+	senders     map[string]*sender.Server
+	senderPws   map[string]string
+	stores      map[string]*mailstore.Server // by provider
+	profiles    map[string]receiver.Profile  // by provider
+	seedPw      string
+	mx          *receiver.Server
+	forwarder   *forwarder.Server
+	identity    *identity.Server
+	appSecret   string // the m365 app's client secret
+	appCertFile string
 
 	mu             sync.Mutex
 	applied        []string
 	senderFaults   map[string]sender.Faults
 	receiverFaults map[string]receiver.Faults
+	identityFaults identity.Faults
 }
 
 // provider describes one receiving host of the world.
@@ -161,6 +166,9 @@ func Start(ctx context.Context, opts Options) (_ *World, err error) {
 		return nil, err
 	}
 	if err = w.startForwarder(fwdKey); err != nil {
+		return nil, err
+	}
+	if err = w.startIdentity(); err != nil {
 		return nil, err
 	}
 	if err = w.startSender(SenderM365, M365IP, M365SubmitHost, M365RelayHelo, M365ActiveSelector, sender.StyleM365, m365Key); err != nil {
@@ -290,8 +298,9 @@ func (w *World) startSender(name, ip, host, helo, selector string, style sender.
 		MaxMessageBytes:   10 << 20,
 		Logger:            w.log.With("component", "sender"),
 	}
-	if name == SenderM365 { // only M365 is ever flaky
+	if name == SenderM365 { // only M365 is ever flaky, and only M365 takes OAuth2
 		cfg.LossSource = w.opts.LossSource
+		cfg.VerifyToken = w.verifyOutlookToken(identity.RoleSMTPSend)
 	}
 	s, err := sender.Start(cfg)
 	if err != nil {
@@ -315,8 +324,13 @@ func (w *World) Endpoints() *Endpoints {
 		{SenderM365, BounceAddress, ""}, {SenderBackup, RelayBounceAddress, "relay-bounces"},
 	} {
 		host, port := splitHostPort(w.senders[s.name].Addr())
-		e.Senders = append(e.Senders, Endpoint{Name: s.name, Host: host, Port: port, TLS: "starttls",
-			Username: SenderUsername, Password: w.senderPws[s.name], From: OTPFromHeader, EnvelopeFrom: s.envelope, Bounces: s.bounces})
+		ep := Endpoint{Name: s.name, Host: host, Port: port, TLS: "starttls",
+			Username: SenderUsername, Password: w.senderPws[s.name], From: OTPFromHeader, EnvelopeFrom: s.envelope, Bounces: s.bounces}
+		if s.name == SenderM365 {
+			ep.OAuth2 = &OAuth2App{Authority: w.identity.Authority(), Tenant: TenantID, ClientID: M365ClientID,
+				ClientSecret: w.appSecret, CertFile: w.appCertFile}
+		}
+		e.Senders = append(e.Senders, ep)
 	}
 	for _, p := range providers() {
 		host, port := splitHostPort(w.stores[p.name].Addr())
@@ -412,6 +426,8 @@ func (w *World) Reset() error {
 		}
 		delete(w.receiverFaults, p.name)
 	}
+	w.identityFaults = identity.Faults{}
+	w.identity.SetFaults(w.identityFaults)
 	w.applied = []string{Healthy}
 	return nil
 }
@@ -442,6 +458,9 @@ func (w *World) Close() error {
 	}
 	if w.forwarder != nil {
 		errs = append(errs, w.forwarder.Close())
+	}
+	if w.identity != nil {
+		errs = append(errs, w.identity.Close())
 	}
 	if w.mx != nil {
 		errs = append(errs, w.mx.Close())

@@ -155,14 +155,6 @@ func (e *Engine) watchedMailboxes() []string {
 	return out
 }
 
-// credentials adapts a config's auth block to the clients' callback.
-func credentials(a targets.Auth) Credentials {
-	return func(ctx context.Context) (string, string, error) {
-		secret, err := a.Secret(ctx)
-		return a.Username, secret, err
-	}
-}
-
 // Start resumes pending attempts from the store and starts the watchers and
 // the deadline sweeper; they run until ctx is done.
 func (e *Engine) Start(ctx context.Context) error {

@@ -323,6 +323,9 @@ func (x *exchange) auth() error {
 	}
 	user, secret, err := x.s.creds(x.ctx)
 	if err != nil {
+		if x.s.mech == "XOAUTH2" {
+			return x.fail(StageToken, err)
+		}
 		return x.fail(StageAuth, fmt.Errorf("credentials: %w", err))
 	}
 	x.secret = secret

@@ -275,7 +275,7 @@ func TestSendErrorStages(t *testing.T) {
 				srv.mechs = []string{"PLAIN"}
 				return srv.sender(targets.TLSStartTLS, targets.AuthXOAUTH2)
 			}},
-		{name: "credentials unavailable", stage: StageAuth, contains: "credentials: token_command failed",
+		{name: "token unavailable", stage: StageToken, contains: "token_command failed",
 			sender: func(t *testing.T) *Sender {
 				srv := newSMTPTestServer(t, smtpTestStartTLS)
 				snd, err := NewSender(srv.senderConfig(targets.TLSStartTLS, targets.AuthXOAUTH2), func(context.Context) (string, string, error) {

@@ -18,12 +18,14 @@ import (
 // Stages of an SMTP submission, in the order they happen: StageDial (TCP
 // connect), StageGreeting, StageTLS (STARTTLS or the implicit-TLS
 // handshake, certificate checks), StageEHLO, StageAuth (SASL, or the
-// credentials could not be had), StageMail, StageRcpt, StageData. StageDial
+// a password could not be had), StageToken (no OAuth2 token), StageMail, StageRcpt, StageData. StageDial
 // and StageTLS are shared with IMAP (imap_conn.go).
 const (
 	StageGreeting = "greeting" // the server's 220 banner
 	StageEHLO     = "ehlo"     // EHLO/HELO
-	StageAuth     = "auth"     // SASL, or credentials could not be had
+	StageAuth     = "auth"     // SASL, or a password could not be had
+	StageToken    = "token"    // an OAuth2 access token could not be had (token endpoint, token_file, token_command)
+	StageSubmit   = "submit"   // Graph sendMail: the HTTP request that hands over the message
 	StageMail     = "mail"     // MAIL FROM
 	StageRcpt     = "rcpt"     // RCPT TO
 	StageData     = "data"     // DATA, the message, the final reply

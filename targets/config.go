@@ -76,22 +76,35 @@ type Endpoint struct {
 // expands ${VAR} in it at run time. Keep secrets out of its text: it is
 // printed by %v (Describe shows only the program).
 type Auth struct {
-	Mechanism    string `yaml:"mechanism"` // plain | login | xoauth2
-	Username     string `yaml:"username"`
-	Password     Secret `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
-	TokenFile    string `yaml:"token_file"`    // xoauth2: a file holding an access token
-	TokenCommand string `yaml:"token_command"` // xoauth2: a command printing an access token
+	Mechanism    string  `yaml:"mechanism"` // plain | login | xoauth2
+	Username     string  `yaml:"username"`
+	Password     Secret  `yaml:"password"`
+	PasswordFile string  `yaml:"password_file"`
+	TokenFile    string  `yaml:"token_file"`    // xoauth2: a file holding an access token
+	TokenCommand string  `yaml:"token_command"` // xoauth2: a command printing an access token
+	OAuth2       *OAuth2 `yaml:"oauth2"`        // xoauth2 (and graph): a token source otpprobe runs itself
 
 	path       string // field path for errors, e.g. "senders[0] (m365).auth"
 	dir        string // config directory: token_command runs there
 	passwordIn string // where Password came from: "inline", "$VAR" or a file path
 }
 
+// Sender kinds for Sender.Type.
+const (
+	SenderSMTP  = "smtp"  // SMTP submission (the default)
+	SenderGraph = "graph" // Microsoft Graph sendMail with the MIME message
+)
+
+// DefaultGraphURL is the Graph endpoint of Microsoft's global cloud.
+const DefaultGraphURL = "https://graph.microsoft.com"
+
 // Sender is a path that OTP mail leaves through (an M365 tenant, a backup relay).
 type Sender struct {
 	Name         string `yaml:"name"`
-	Preset       string `yaml:"preset"` // m365
+	Type         string `yaml:"type"`      // smtp (default) | graph
+	User         string `yaml:"user"`      // graph: the mailbox that sends (UPN or object ID); default: the From address
+	GraphURL     string `yaml:"graph_url"` // graph: default https://graph.microsoft.com (national clouds, the lab)
+	Preset       string `yaml:"preset"`    // m365
 	Endpoint     `yaml:",inline"`
 	Auth         Auth   `yaml:"auth"`
 	From         string `yaml:"from"`          // header From

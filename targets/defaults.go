@@ -39,7 +39,17 @@ func (c *Config) applyDefaults() {
 			fill(&s.EnvelopeFrom, a.Address)
 		}
 		fill(&s.Helo, DefaultHelo(host, s.From))
+		fill(&s.Type, SenderSMTP)
+		if s.Type == SenderGraph {
+			fill(&s.GraphURL, DefaultGraphURL)
+			if a, err := mail.ParseAddress(s.From); err == nil {
+				fill(&s.User, a.Address)
+			}
+		}
 		s.Auth.inferMechanism()
+		if s.Auth.OAuth2 != nil {
+			s.Auth.OAuth2.applyDefaults()
+		}
 	}
 	for i := range c.Mailboxes {
 		m := &c.Mailboxes[i]
@@ -50,6 +60,9 @@ func (c *Config) applyDefaults() {
 			m.Cleanup = &on
 		}
 		m.Auth.inferMechanism()
+		if m.Auth.OAuth2 != nil {
+			m.Auth.OAuth2.applyDefaults()
+		}
 	}
 	for i := range c.Probes {
 		p := &c.Probes[i]
@@ -94,7 +107,7 @@ func DefaultHelo(hostname, from string) string {
 func (a *Auth) inferMechanism() {
 	switch {
 	case a.Mechanism != "":
-	case a.TokenFile != "" || a.TokenCommand != "":
+	case a.TokenFile != "" || a.TokenCommand != "" || a.OAuth2 != nil:
 		a.Mechanism = AuthXOAUTH2
 	case a.Username != "" || a.Password != "":
 		a.Mechanism = AuthPlain

@@ -25,6 +25,8 @@ var expandable = []string{
 	"senders[].auth.password",
 	"mailboxes[].auth.username",
 	"mailboxes[].auth.password",
+	"senders[].auth.oauth2.client_secret",
+	"mailboxes[].auth.oauth2.client_secret",
 	"store.dsn",
 }
 
@@ -150,6 +152,9 @@ func (a *Auth) resolve(path, dir string) error {
 	if a.TokenFile, err = resolvePath(dir, a.TokenFile); err != nil {
 		return errorf(field(path, "token_file"), "%v", err)
 	}
+	if a.OAuth2 != nil {
+		return a.OAuth2.resolve(field(path, "oauth2"), dir)
+	}
 	return nil
 }
 
@@ -204,6 +209,8 @@ func (a Auth) Secret(ctx context.Context) (string, error) {
 			return strings.TrimSpace(tok), nil
 		case a.TokenCommand != "":
 			return a.runTokenCommand(ctx, field(path, "token_command"))
+		case a.OAuth2 != nil:
+			return "", errorf(field(path, "oauth2"), "is a token source: get tokens through package token")
 		}
 		return "", errorf(path, "xoauth2 needs token_file or token_command")
 	case AuthPlain, AuthLogin:

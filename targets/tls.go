@@ -67,3 +67,7 @@ func loadCAFile(path string) (*x509.CertPool, error) {
 	}
 	return pool, nil
 }
+
+// LoadCAFile reads a PEM bundle of CA certificates into a pool of its own
+// (the token endpoint's ca_file).
+func LoadCAFile(path string) (*x509.CertPool, error) { return loadCAFile(path) }

@@ -38,11 +38,20 @@ func (c *Config) validate() error {
 		if err := checkName(p, "senders", s.Name, senders, i); err != nil {
 			return err
 		}
-		if err := s.Endpoint.check(p); err != nil {
-			return err
-		}
-		if err := s.Auth.check(field(p, "auth"), false); err != nil {
-			return err
+		switch s.Type {
+		case SenderSMTP:
+			if err := s.Endpoint.check(p); err != nil {
+				return err
+			}
+			if err := s.Auth.check(field(p, "auth"), false); err != nil {
+				return err
+			}
+		case SenderGraph:
+			if err := s.checkGraph(p); err != nil {
+				return err
+			}
+		default:
+			return errorf(field(p, "type"), "must be smtp or graph, got %q", s.Type)
 		}
 		if _, err := mail.ParseAddress(s.From); err != nil {
 			return addrError(field(p, "from"), s.From, err)
@@ -161,7 +170,7 @@ func (e *Endpoint) check(path string) error {
 // check verifies the mechanism has what it needs. Mailboxes must log in;
 // a sender without a mechanism submits without AUTH (IP-allowlisted relay).
 func (a *Auth) check(path string, required bool) error {
-	hasToken := a.TokenFile != "" || a.TokenCommand != ""
+	hasToken := a.TokenFile != "" || a.TokenCommand != "" || a.OAuth2 != nil
 	switch a.Mechanism {
 	case "":
 		if required {
@@ -175,18 +184,23 @@ func (a *Auth) check(path string, required bool) error {
 		case a.Password == "":
 			return errorf(field(path, "password"), "required for %s: set password: ${VAR} or password_file", a.Mechanism)
 		case hasToken:
-			return errorf(path, "token_file/token_command are for xoauth2, not %s", a.Mechanism)
+			return errorf(path, "token_file/token_command/oauth2 are for xoauth2, not %s", a.Mechanism)
 		}
 	case AuthXOAUTH2:
 		switch {
 		case a.Username == "":
 			return errorf(field(path, "username"), "required for xoauth2")
 		case !hasToken:
-			return errorf(path, "xoauth2 needs token_file or token_command")
-		case a.TokenFile != "" && a.TokenCommand != "":
-			return errorf(path, "set either token_file or token_command, not both")
+			return errorf(path, "xoauth2 needs oauth2, token_file or token_command")
+		case countSet(a.TokenFile != "", a.TokenCommand != "", a.OAuth2 != nil) > 1:
+			return errorf(path, "set one of oauth2, token_file and token_command")
 		case a.Password != "":
 			return errorf(field(path, "password"), "not used by xoauth2; remove it")
+		}
+		if a.OAuth2 != nil {
+			if err := a.OAuth2.check(field(path, "oauth2")); err != nil {
+				return err
+			}
 		}
 		if a.TokenFile != "" {
 			// Tokens rotate, so only readability is checked here; the
@@ -315,4 +329,43 @@ func prefixed(path string, err error) error {
 		return &Error{Path: field(path, e.Path), Msg: e.Msg}
 	}
 	return errorf(path, "%v", err)
+}
+
+func countSet(b ...bool) int {
+	n := 0
+	for _, x := range b {
+		if x {
+			n++
+		}
+	}
+	return n
+}
+
+// checkGraph checks a Microsoft Graph sender: an app's client
+// credentials, a sending user, an https Graph URL; no SMTP endpoint.
+func (s *Sender) checkGraph(p string) error {
+	a := &s.Auth
+	switch {
+	case a.OAuth2 == nil:
+		return errorf(field(p, "auth.oauth2"), "required for type graph (Microsoft client credentials)")
+	case a.OAuth2.Provider != OAuth2Microsoft:
+		return errorf(field(p, "auth.oauth2.provider"), "type graph needs microsoft, got %q", a.OAuth2.Provider)
+	case s.Host != "" || s.Port != 0 && s.Port != defaultSMTPPorts[s.TLS]:
+		return errorf(field(p, "host"), "not used by type graph (set graph_url)")
+	case !strings.HasPrefix(s.GraphURL, "https://"):
+		return errorf(field(p, "graph_url"), "must be an https:// URL, got %q", s.GraphURL)
+	case s.User == "" || strings.ContainsAny(s.User, " /?#"):
+		return errorf(field(p, "user"), "must be the sending mailbox's address or object ID, got %q", s.User)
+	}
+	if err := a.OAuth2.check(field(p, "auth.oauth2")); err != nil {
+		return err
+	}
+	if s.CAFile != "" {
+		roots, err := loadCAFile(s.CAFile)
+		if err != nil {
+			return errorf(field(p, "ca_file"), "%v", err)
+		}
+		s.roots = roots
+	}
+	return nil
 }

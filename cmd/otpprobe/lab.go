@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -133,8 +134,13 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	verbose := fs.Bool("v", false, "with --once: log progress to stderr")
 	level := logLevelFlag(fs)
 	logFormat := fs.String("log-format", "text", "text: one line per round on stdout, warnings on stderr; json: every log line as JSON on stderr")
+	m365 := fs.String("m365", lab.M365OAuth2, "how the m365 sender authenticates: "+strings.Join(lab.M365Modes, ", "))
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
+	}
+	if !slices.Contains(lab.M365Modes, *m365) {
+		fmt.Fprintf(stderr, "otpprobe lab: --m365 %q: want one of %s\n", *m365, strings.Join(lab.M365Modes, ", "))
+		return exitUsage
 	}
 	names, err := scenarioList(*scenario)
 	if err != nil {
@@ -185,7 +191,7 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitRuntime
 	}
 	defer stop()
-	cfgPath, err := ep.WriteConfig(lab.ConfigOptions{Dir: workDir, Schedule: *schedule, Listen: *listen})
+	cfgPath, err := ep.WriteConfig(lab.ConfigOptions{Dir: workDir, Schedule: *schedule, Listen: *listen, M365: *m365})
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe lab: %v\n", err)
 		return exitRuntime

@@ -34,10 +34,12 @@ type onceJSON struct {
 		Late                             bool
 		SubmittedAt                      string `json:"submitted_at"`
 		SeenAt                           string `json:"seen_at"`
+		Diagnosis                        string
 		SMTP                             struct {
 			Stage    string
 			Code     int
 			Enhanced string
+			Reply    string
 		}
 		Verdicts struct {
 			Trusted          bool

@@ -54,6 +54,10 @@ type Config struct {
 
 	Username string
 	Password string // secret: never logged nor put in errors
+	// VerifyToken, when set, offers AUTH XOAUTH2: it checks the bearer
+	// token of user (the lab identity platform's Verify) and returns an
+	// *identity.VerifyError when the token is refused.
+	VerifyToken func(user, token string) error
 
 	// AllowedFromDomain is the only domain accepted in MAIL FROM and the
 	// From header (Exchange Online's SendAs check).

@@ -34,6 +34,9 @@ type Faults struct {
 	// LossRate is the fraction (0..1) of accepted submissions that are
 	// answered 250 and then silently dropped.
 	LossRate float64
+	// BasicAuthDisabled answers AUTH PLAIN and LOGIN with Exchange
+	// Online's 535 5.7.139: only OAuth2 (XOAUTH2) still logs in.
+	BasicAuthDisabled bool
 }
 
 const outageGreeting = "421 4.3.2 Service not available\r\n"

@@ -56,7 +56,17 @@ type session struct {
 
 var _ smtp.AuthSession = (*session)(nil)
 
-func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+func (ss *session) AuthMechanisms() []string {
+	if ss.s.cfg.VerifyToken != nil {
+		return []string{sasl.Plain, sasl.Login, mechXOAUTH2}
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// errBasicAuthDisabled is Exchange Online's answer to AUTH PLAIN/LOGIN
+// once SMTP AUTH with Basic authentication is turned off for the tenant.
+var errBasicAuthDisabled = &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 139},
+	Message: "Authentication unsuccessful, basic authentication is disabled. [AM0PR02CA0001.eurprd02.prod.outlook.test]"}
 
 func (ss *session) Auth(mech string) (sasl.Server, error) {
 	switch mech {
@@ -69,14 +79,38 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		}), nil
 	case sasl.Login:
 		return newLoginServer(ss.authenticate), nil
+	case mechXOAUTH2:
+		if ss.s.cfg.VerifyToken != nil {
+			return newXOAUTH2Server(ss.authenticateToken), nil
+		}
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
 func (ss *session) authenticate(username, password string) error {
+	if ss.s.Faults().BasicAuthDisabled {
+		ss.s.stats.authFailures.Add(1)
+		ss.s.log.Info("submission basic auth refused: disabled", "user", username, "remote", ss.remoteIP)
+		return errBasicAuthDisabled
+	}
 	userOK := subtle.ConstantTimeCompare([]byte(username), []byte(ss.s.cfg.Username))
 	passOK := subtle.ConstantTimeCompare([]byte(password), []byte(ss.s.cfg.Password))
 	if userOK&passOK != 1 {
+		return ss.authFailed(username)
+	}
+	ss.user = username
+	return nil
+}
+
+// authenticateToken checks an XOAUTH2 login: the token must be valid for
+// the service and the user one the app may send as.
+func (ss *session) authenticateToken(username, token string) error {
+	if err := ss.s.cfg.VerifyToken(username, token); err != nil {
+		ss.s.stats.authFailures.Add(1)
+		ss.s.log.Info("submission xoauth2 refused", "user", username, "remote", ss.remoteIP, "reason", err.Error())
+		return err
+	}
+	if subtle.ConstantTimeCompare([]byte(username), []byte(ss.s.cfg.Username)) != 1 {
 		return ss.authFailed(username)
 	}
 	ss.user = username

@@ -125,7 +125,17 @@ func sendFailure(e Evidence) string {
 	case "tls", "starttls":
 		return fmt.Sprintf("TLS with the submission server of %s failed (%s).", e.Sender, reply)
 	case "auth":
+		switch {
+		case e.SMTP.Enhanced == "5.7.139" || strings.Contains(lower, "basic authentication is disabled"):
+			return fmt.Sprintf("SMTP AUTH Basic is disabled for the tenant of %s: it refused the password with %s (%s). "+
+				"Log in with OAuth2 instead: auth.oauth2 with the app's client credentials (XOAUTH2), or send through Microsoft Graph (type: graph).",
+				e.Sender, code, reply)
+		case strings.Contains(lower, "token rejected"):
+			return fmt.Sprintf("The submission server of %s refused our OAuth2 token with %s (%s).", e.Sender, code, reply)
+		}
 		return fmt.Sprintf("The submission server of %s rejected our credentials with %s (%s).", e.Sender, code, reply)
+	case "token":
+		return fmt.Sprintf("%s could not get an OAuth2 access token, so nothing was submitted (%s).", e.Sender, reply)
 	case "interrupted":
 		return "otpprobe stopped during the submission and the canary never arrived."
 	case "compose":

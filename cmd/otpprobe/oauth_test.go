@@ -1,0 +1,56 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/otpprobe/otpprobe/lab"
+)
+
+// TestLabOnceOAuthScenarios runs the prober against the lab's OAuth2
+// scenarios: how the m365 sender authenticates (--m365), the outcome of
+// its canaries and what the diagnosis must say. The backup relay is never
+// affected.
+func TestLabOnceOAuthScenarios(t *testing.T) {
+	for _, tc := range []struct {
+		scenario, m365 string
+		outcome        string // m365's canaries
+		stage          string
+		code           int
+		enhanced       string
+		diagnosis      []string
+	}{
+		{scenario: lab.Healthy, m365: lab.M365OAuth2, outcome: "inbox"},
+		{scenario: lab.Healthy, m365: lab.M365OAuth2Cert, outcome: "inbox"},
+		{scenario: "m365-basic-auth-disabled", m365: lab.M365Password, outcome: "send_failed", stage: "auth", code: 535, enhanced: "5.7.139",
+			diagnosis: []string{"SMTP AUTH Basic is disabled", "auth.oauth2", "XOAUTH2", "type: graph"}},
+		{scenario: "m365-basic-auth-disabled", m365: lab.M365OAuth2, outcome: "inbox"}, // XOAUTH2 is not Basic
+		{scenario: "oauth-secret-expired", m365: lab.M365OAuth2, outcome: "send_failed", stage: "token",
+			diagnosis: []string{"could not get an OAuth2 access token", "invalid_client", "AADSTS7000222", "client secret"}},
+		{scenario: "oauth-secret-expired", m365: lab.M365OAuth2Cert, outcome: "inbox"}, // the certificate still works
+	} {
+		t.Run(tc.scenario+"/"+tc.m365, func(t *testing.T) {
+			want := exitOK
+			if tc.outcome != "inbox" {
+				want = exitFailed
+			}
+			res := labOnce(t, want, "--scenario", tc.scenario, "--m365", tc.m365)
+			for _, a := range res.Attempts {
+				if a.Sender != lab.SenderM365 {
+					if a.Outcome != "inbox" {
+						t.Errorf("%s→%s: %s, want inbox", a.Sender, a.Mailbox, a.Outcome)
+					}
+					continue
+				}
+				if a.Outcome != tc.outcome || a.SMTP.Stage != tc.stage || (tc.code != 0 && (a.SMTP.Code != tc.code || a.SMTP.Enhanced != tc.enhanced)) {
+					t.Errorf("m365→%s: %s %+v, want %s at stage %q code %d %s", a.Mailbox, a.Outcome, a.SMTP, tc.outcome, tc.stage, tc.code, tc.enhanced)
+				}
+				for _, d := range tc.diagnosis {
+					if !strings.Contains(a.Diagnosis, d) {
+						t.Errorf("m365→%s: diagnosis %q lacks %q", a.Mailbox, a.Diagnosis, d)
+					}
+				}
+			}
+		})
+	}
+}
