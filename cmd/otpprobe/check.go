@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/metrics"
@@ -26,7 +27,20 @@ func openDNSWatch(cfg *targets.Config, r *resolver.Resolver, st *store.SQLite, m
 	if m != nil {
 		opts.Metrics = m
 	}
-	return dnswatch.New(cfg, opts)
+	w, err := dnswatch.New(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	// A restarted prober knows the selectors and relays its stored
+	// canaries showed before its first new canary arrives.
+	if st != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := w.LearnFromStore(ctx, st); err != nil {
+			logger.Warn("dnswatch: learning from stored canaries", "err", err)
+		}
+	}
+	return w, nil
 }
 
 // stringList is a repeatable flag.
@@ -112,6 +126,14 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "otpprobe check dns: %v\n", err)
 		return exitUsage
 	}
+	if st != nil {
+		// The selectors and relays our own canaries showed are checked
+		// too, as the running prober does.
+		if err := w.LearnFromStore(ctx, st); err != nil {
+			fmt.Fprintf(stderr, "otpprobe check dns: %v\n", err)
+			return exitRuntime
+		}
+	}
 	results := w.CheckAll(ctx)
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "otpprobe check dns: interrupted")
@@ -156,6 +178,7 @@ type domainJSON struct {
 	Domain   string             `json:"domain"`
 	Findings []dnscheck.Finding `json:"findings"`
 	Changes  []changeJSON       `json:"changes"`
+	Checked  []dnswatch.Checked `json:"checked"`
 }
 
 type changeJSON struct {
@@ -168,7 +191,10 @@ func checkJSON(results []dnswatch.Result) any {
 		Domains []domainJSON `json:"domains"`
 	}{Domains: []domainJSON{}}
 	for _, r := range results {
-		d := domainJSON{Domain: r.Report.Domain, Findings: r.Report.Findings, Changes: []changeJSON{}}
+		d := domainJSON{Domain: r.Report.Domain, Findings: r.Report.Findings, Changes: []changeJSON{}, Checked: r.Checked}
+		if d.Checked == nil {
+			d.Checked = []dnswatch.Checked{}
+		}
 		if d.Findings == nil {
 			d.Findings = []dnscheck.Finding{}
 		}
@@ -220,6 +246,17 @@ func printFindings(w io.Writer, results []dnswatch.Result, colour bool) {
 		}
 		for _, c := range r.Baseline {
 			fmt.Fprintf(tw, "differs\t%s %s\t%s\t→ %s\t(from the pinned baseline)\n", c.Name, c.Type, rrsetText(c.Before), rrsetText(c.After))
+		}
+		for _, c := range r.Checked {
+			what := "DKIM selector"
+			if c.Kind == "spf_source_ip" {
+				what = "SPF for"
+			}
+			from := c.From
+			if !c.LastSeen.IsZero() {
+				from += ", last " + c.LastSeen.UTC().Format("2006-01-02 15:04:05") + " UTC"
+			}
+			fmt.Fprintf(tw, "checked\t%s %s\t(%s)\n", what, c.Value, from)
 		}
 	}
 	tw.Flush()

@@ -15,6 +15,7 @@ type checkOutput struct {
 		Domain   string
 		Findings []struct{ Severity, Code, Name, Data, Message string }
 		Changes  []struct{ Against, Name, Type string }
+		Checked  []struct{ Kind, Value, From string }
 	}
 }
 
@@ -102,11 +103,39 @@ func TestCheckDNS(t *testing.T) {
 		t.Errorf("second check: changes %+v, want only the baseline difference", res.Domains[0].Changes)
 	}
 
+	// After a round of canaries, the selectors that signed them and the
+	// relays that delivered them are read back from the store and checked.
+	if err := w.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := run(t, ctx, "once", "--config", cfg, "--format", "json"); code != exitOK {
+		t.Fatalf("once: exit %d\n%s\n%s", code, out, errOut)
+	}
+	res = checkDNS(t, ctx, exitOK, "--config", cfg)
+	checked := map[string]string{}
+	for _, c := range res.Domains[0].Checked {
+		checked[c.Kind+" "+c.Value] = c.From
+	}
+	for key, from := range map[string]string{
+		"dkim_selector " + lab.M365ActiveSelector: "canaries of " + lab.SenderM365,
+		"dkim_selector " + lab.BackupSelector:     "canaries of " + lab.SenderBackup,
+		"spf_source_ip " + lab.M365IP:             "canaries of " + lab.SenderM365,
+		"spf_source_ip " + lab.BackupIP:           "canaries of " + lab.SenderBackup,
+	} {
+		if checked[key] != from {
+			t.Errorf("checked %s from %q, want %q (all: %v)", key, checked[key], from, checked)
+		}
+	}
+	code, out, _ := run(t, ctx, "check", "dns", "--config", cfg)
+	if code != exitOK || !strings.Contains(out, "DKIM selector "+lab.M365ActiveSelector) || !strings.Contains(out, "SPF for "+lab.M365IP) || !strings.Contains(out, "canaries of "+lab.SenderM365+", last ") {
+		t.Errorf("table after a round: exit %d\n%s", code, out)
+	}
+
 	// Table output: severity first, no colour outside a terminal.
 	if err := w.Reset(); err != nil {
 		t.Fatal(err)
 	}
-	code, out, _ := run(t, ctx, append([]string{"check", "dns"}, flags...)...)
+	code, out, _ = run(t, ctx, append([]string{"check", "dns"}, flags...)...)
 	if code != exitOK || !strings.Contains(out, lab.CustomerDomain+": ok") || strings.Contains(out, "\x1b[") {
 		t.Errorf("table: exit %d\n%s", code, out)
 	}

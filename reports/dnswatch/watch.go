@@ -72,6 +72,21 @@ type Result struct {
 	Changes  []dnscheck.Change
 	Baseline []dnscheck.Change
 	Pinned   bool // a baseline exists
+	// Checked is what the check looked at beyond the domain's own
+	// records: the DKIM selectors and the addresses SPF was evaluated
+	// for, each with where it came from.
+	Checked []Checked
+}
+
+// Checked is one selector or source address a check covered.
+type Checked struct {
+	Kind  string `json:"kind"`  // "dkim_selector" or "spf_source_ip"
+	Value string `json:"value"` // selector name or address
+	// From is "config", or "canaries of SENDER" when learned from the
+	// headers of our delivered canaries.
+	From string `json:"from"`
+	// LastSeen is when a canary last showed it (learned ones only).
+	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
 // Watcher checks a config's domains. Safe for concurrent use.
@@ -86,10 +101,17 @@ type Watcher struct {
 	domains map[string]*dnscheck.Domain // by name
 	order   []string
 	latest  map[string]dnscheck.Report
-	stale   map[string]bool        // selectors or source IPs learned since the last check
-	locks   map[string]*sync.Mutex // one check per domain at a time
-	seen    map[string]seenFrom    // by sender: its last delivered canary
-	changes map[string]changeSet   // by domain: the last changes seen
+	stale   map[string]bool                   // selectors or source IPs learned since the last check
+	locks   map[string]*sync.Mutex            // one check per domain at a time
+	seen    map[string]seenFrom               // by sender: its last delivered canary
+	changes map[string]changeSet              // by domain: the last changes seen
+	learned map[string]map[string]learnedFrom // by domain, then "kind value"
+}
+
+// learnedFrom is who showed a learned selector or address, and when.
+type learnedFrom struct {
+	sender string
+	at     time.Time
 }
 
 // changeSet is one check's changes against the previous snapshot.
@@ -124,6 +146,7 @@ func New(cfg *targets.Config, opts Options) (*Watcher, error) {
 		senderOf: map[string]string{}, sendersB: map[string][]string{},
 		domains: map[string]*dnscheck.Domain{}, latest: map[string]dnscheck.Report{},
 		stale: map[string]bool{}, locks: map[string]*sync.Mutex{}, seen: map[string]seenFrom{}, changes: map[string]changeSet{},
+		learned: map[string]map[string]learnedFrom{},
 	}
 	for _, s := range cfg.Senders {
 		if d := strings.ToLower(s.Domain()); d != "" {
@@ -241,7 +264,7 @@ func (w *Watcher) check(ctx context.Context, domain string) Result {
 	cctx, cancel := context.WithTimeout(ctx, w.opts.CheckTimeout)
 	rep := w.opts.Checker.Check(cctx, w.opts.Resolver, d)
 	cancel()
-	res := Result{Report: rep}
+	res := Result{Report: rep, Checked: w.checked(d)}
 	now := rep.CheckedAt
 	if ctx.Err() != nil {
 		// Cut short: the answers not read would all look like changes.
@@ -293,6 +316,37 @@ func (w *Watcher) check(ctx context.Context, domain string) Result {
 	w.publish(domain, senders, res)
 	return res
 }
+
+// checked lists d's selectors and source addresses with their origin.
+func (w *Watcher) checked(d dnscheck.Domain) []Checked {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	learned := w.learned[d.Name]
+	origin := func(key string) (string, time.Time) {
+		if l, ok := learned[key]; ok {
+			return "canaries of " + l.sender, l.at
+		}
+		return "config", time.Time{}
+	}
+	var out []Checked
+	for _, sel := range d.Selectors {
+		if !sel.Active {
+			continue
+		}
+		from, at := origin(kindSelector + " " + sel.Name)
+		out = append(out, Checked{Kind: kindSelector, Value: sel.Name, From: from, LastSeen: at})
+	}
+	for _, ip := range d.SourceIPs {
+		from, at := origin(kindSourceIP + " " + ip.String())
+		out = append(out, Checked{Kind: kindSourceIP, Value: ip.String(), From: from, LastSeen: at})
+	}
+	return out
+}
+
+const (
+	kindSelector = "dkim_selector"
+	kindSourceIP = "spf_source_ip"
+)
 
 // recordChanges is dnscheck.Diff without RRsets read on one side only:
 // those follow from a change in the record that led to them (an include

@@ -13,6 +13,7 @@
 package diagnose
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -34,6 +35,8 @@ type Evidence struct {
 	// the same sender came from and were signed with.
 	KnownSource  string
 	KnownSigners []Signature
+	// KnownAt is when that earlier canary was delivered (zero: unknown).
+	KnownAt time.Time
 
 	// DNS is the sending domain's DNS report taken closest to the attempt;
 	// nil when there is none.
@@ -153,6 +156,8 @@ func sendFailure(e Evidence) string {
 
 func codeText(code int, enhanced string) string {
 	switch {
+	case code == 0 && enhanced != "":
+		return "status " + enhanced
 	case code == 0:
 		return "no reply code"
 	case enhanced == "":
@@ -175,9 +180,9 @@ func source(e Evidence) string {
 // sender's mail, a receiver enforcing DMARC most likely rejected it, and
 // the DSN went to the envelope sender rather than to us.
 func lost(e Evidence) string {
-	if f, ok := brokenForSender(e); ok && !e.SubmittedAt.IsZero() {
+	if fs := brokenForSender(e); len(fs) > 0 && !e.SubmittedAt.IsZero() {
 		return fmt.Sprintf("Accepted by %s but never delivered to %s, most likely rejected under DMARC because %s",
-			e.Sender, e.Mailbox, lowerFirst(withChange(e, f)))
+			e.Sender, who(e), joinCauses(e, fs))
 	}
 	if e.SubmittedAt.IsZero() {
 		return fmt.Sprintf("The submission to %s was cut off before its reply and the canary never reached %s.", e.Sender, e.Mailbox)
@@ -187,44 +192,110 @@ func lost(e Evidence) string {
 		within = " within " + round(e.DeadlineAfter())
 	}
 	return fmt.Sprintf("Accepted by %s (%s) but never delivered: it did not reach %s's inbox or junk folder%s and no bounce came back, so the sender's relay or %s dropped it.",
-		e.Sender, firstWords(e.SMTP.Reply, 3), e.Mailbox, within, e.Provider)
+		e.Sender, firstWords(e.SMTP.Reply, 3), who(e), within, who(e))
 }
 
-// bounced: a DSN came back. Its diagnostic is the provider's own words;
-// when the sending domain's DNS breaks authentication for this sender,
-// that is named as the reason.
+// bounced: a DSN came back. Its Status, Diagnostic-Code and Remote-MTA
+// are the receiver's own words; when the sending domain's DNS breaks
+// authentication for this sender, every such record is named as the
+// reason.
 func bounced(e Evidence) string {
-	head := fmt.Sprintf("%s bounced the canary", e.Provider)
-	if e.SMTP.Code != 0 || e.SMTP.Enhanced != "" {
-		head += " with " + codeText(e.SMTP.Code, e.SMTP.Enhanced)
+	head := fmt.Sprintf("%s bounced the canary", who(e))
+	if r, mta, ok := dsnOf(e); ok {
+		var parts []string
+		if r.Status != "" {
+			parts = append(parts, "Status "+r.Status)
+		}
+		if d := oneLine(r.DiagnosticCode); d != "" {
+			parts = append(parts, "Diagnostic-Code "+strconv.Quote(d))
+		}
+		if r.RemoteMTA != "" {
+			parts = append(parts, "Remote-MTA "+r.RemoteMTA)
+		} else if mta != "" {
+			parts = append(parts, "reported by "+mta)
+		}
+		if len(parts) > 0 {
+			head += " (DSN " + strings.Join(parts, ", ") + ")"
+		}
+	} else {
+		if e.SMTP.Code != 0 || e.SMTP.Enhanced != "" {
+			head += " with " + codeText(e.SMTP.Code, e.SMTP.Enhanced)
+		}
+		if r := oneLine(e.SMTP.Reply); r != "" {
+			head += " (" + r + ")"
+		}
 	}
-	if r := oneLine(e.SMTP.Reply); r != "" {
-		head += " (" + r + ")"
-	}
-	if f, ok := brokenForSender(e); ok {
-		return head + ", because " + lowerFirst(withChange(e, f))
+	if fs := brokenForSender(e); len(fs) > 0 {
+		return head + ", because " + joinCauses(e, fs)
 	}
 	return head + "."
 }
 
-// brokenForSender is a critical SPF, DKIM or DMARC finding that fails
-// this sender's mail (its source address and selectors), for a canary
-// whose verdicts we never saw.
-func brokenForSender(e Evidence) (dnscheck.Finding, bool) {
+// dsnOf reads the failed recipient of the DSN the engine kept in Detail
+// ({"bounce":{"dsn":…}}); ok is false when there is none.
+func dsnOf(e Evidence) (r verify.DSNRecipient, reportingMTA string, ok bool) {
+	if e.Detail == "" {
+		return r, "", false
+	}
+	var d struct {
+		Bounce struct {
+			DSN *verify.DSN `json:"dsn"`
+		} `json:"bounce"`
+	}
+	if json.Unmarshal([]byte(e.Detail), &d) != nil || d.Bounce.DSN == nil || len(d.Bounce.DSN.Recipients) == 0 {
+		return r, "", false
+	}
+	r = d.Bounce.DSN.Recipients[0]
+	for _, x := range d.Bounce.DSN.Recipients {
+		if strings.EqualFold(x.Action, "failed") || strings.HasPrefix(x.Status, "5.") {
+			r = x
+			break
+		}
+	}
+	return r, d.Bounce.DSN.ReportingMTA, true
+}
+
+// brokenForSender are the critical SPF and DKIM findings that fail this
+// sender's mail (its source address and selectors), SPF first, for a
+// canary whose verdicts we never saw. DMARC findings are left out: a
+// missing DMARC record rejects nothing.
+func brokenForSender(e Evidence) []dnscheck.Finding {
 	if e.DNS == nil {
-		return dnscheck.Finding{}, false
+		return nil
 	}
-	// Findings about an address or selector count only when this
-	// sender's is known to be it. A missing DMARC record rejects nothing.
-	probe := e
-	probe.Verdicts = verify.Verdicts{SPF: "unknown", DKIM: "unknown"}
-	if len(signers(e)) == 0 {
-		probe.Verdicts.DKIM = ""
+	var out []dnscheck.Finding
+	if f, ok := spfCause(e.DNS, source(e)); ok && f.Severity >= dnscheck.SeverityCritical {
+		out = append(out, f)
 	}
-	if _, f, ok := DNSCause(probe); ok && f.Severity >= dnscheck.SeverityCritical {
-		return f, true
+	// Findings about a selector count only when this sender's is known.
+	if sigs := signers(e); len(sigs) > 0 {
+		if f, ok := dkimCause(e.DNS, sigs); ok && f.Severity >= dnscheck.SeverityCritical {
+			out = append(out, f)
+		}
 	}
-	return dnscheck.Finding{}, false
+	return out
+}
+
+// joinCauses writes findings as one clause each, with what changed.
+func joinCauses(e Evidence, fs []dnscheck.Finding) string {
+	parts := make([]string, len(fs))
+	for i, f := range fs {
+		parts[i] = strings.TrimSuffix(lowerFirst(withChange(e, f)), ".")
+	}
+	return strings.Join(parts, "; and ") + "."
+}
+
+// who names the mailbox, with its provider in brackets when that says
+// more than the name: "gmail", "seed-1 (gmail)".
+func who(e Evidence) string {
+	m, p := e.Mailbox, e.Provider
+	switch {
+	case m == "":
+		return p
+	case p == "" || p == "generic" || strings.EqualFold(m, p):
+		return m
+	}
+	return m + " (" + p + ")"
 }
 
 // authFailure explains a failing SPF, DKIM or DMARC verdict from the DNS
@@ -238,8 +309,16 @@ func authFailure(e Evidence) string {
 	}
 	ip := source(e)
 	sigs := signers(e)
-	if method, f, ok := DNSCause(e); ok {
-		return fmt.Sprintf("%s=%s at %s: %s", method, verdictOf(v, method), e.Provider, withChange(e, f))
+	if causes := dnsCauses(e); len(causes) > 0 {
+		parts := make([]string, len(causes))
+		for i, c := range causes {
+			where := ""
+			if i == 0 {
+				where = " at " + who(e)
+			}
+			parts[i] = fmt.Sprintf("%s=%s%s: %s", c.method, verdictOf(v, c.method), where, strings.TrimSuffix(withChange(e, c.f), "."))
+		}
+		return strings.Join(parts, "; ") + "."
 	}
 	// No DNS cause: say what the receiver said.
 	for _, c := range []struct{ method, verdict string }{{"spf", v.SPF}, {"dkim", v.DKIM}, {"dmarc", v.DMARC}} {
@@ -262,7 +341,7 @@ func authFailure(e Evidence) string {
 		if e.DNS == nil {
 			dnsNote = "; no DNS snapshot of the domain was available"
 		}
-		return fmt.Sprintf("%s reported %s=%s%s%s%s.", e.Provider, c.method, c.verdict, where, why, dnsNote)
+		return fmt.Sprintf("%s reported %s=%s%s%s%s.", who(e), c.method, c.verdict, where, why, dnsNote)
 	}
 	return ""
 }
@@ -271,26 +350,41 @@ func authFailure(e Evidence) string {
 // SPF first, then DKIM, then DMARC, since a DMARC failure usually follows
 // from the other two. ok is false when e.DNS is nil or holds no cause.
 func DNSCause(e Evidence) (method string, f dnscheck.Finding, ok bool) {
+	if cs := dnsCauses(e); len(cs) > 0 {
+		return cs[0].method, cs[0].f, true
+	}
+	return "", dnscheck.Finding{}, false
+}
+
+type cause struct {
+	method string
+	f      dnscheck.Finding
+}
+
+// dnsCauses are the findings behind each failing verdict: SPF's and
+// DKIM's (both, when both broke), DMARC's only when neither explains it.
+func dnsCauses(e Evidence) []cause {
 	if e.DNS == nil {
-		return "", dnscheck.Finding{}, false
+		return nil
 	}
 	v := verdicts(e)
+	var out []cause
 	if failing(v.SPF) {
 		if f, ok := spfCause(e.DNS, source(e)); ok {
-			return "spf", f, true
+			out = append(out, cause{"spf", f})
 		}
 	}
 	if failing(v.DKIM) {
 		if f, ok := dkimCause(e.DNS, signers(e)); ok {
-			return "dkim", f, true
+			out = append(out, cause{"dkim", f})
 		}
 	}
-	if failing(v.DMARC) {
+	if len(out) == 0 && failing(v.DMARC) {
 		if f, ok := e.DNS.Cause("dmarc"); ok {
-			return "dmarc", f, true
+			out = append(out, cause{"dmarc", f})
 		}
 	}
-	return "", dnscheck.Finding{}, false
+	return out
 }
 
 func verdictOf(v verify.Verdicts, method string) string {
@@ -355,25 +449,91 @@ func resultDetail(v verify.Verdicts, method string) string {
 	return ""
 }
 
+// spam explains a canary filed as spam although SPF, DKIM and DMARC
+// passed: with what the receiver's filter says about it where it says
+// anything (rules and scores), so the person sees it is the content.
 func spam(e Evidence) string {
-	signal := ""
-	if s := e.Verdicts.Spam; s != nil && s.Microsoft != nil {
-		m := s.Microsoft
-		var parts []string
-		if m.SFV != "" {
-			parts = append(parts, "SFV="+m.SFV)
+	var said []string
+	if s := e.Verdicts.Spam; s != nil {
+		if r := s.Rspamd; r != nil {
+			said = append(said, "rspamd at "+who(e)+" scored "+scoreOf(r.Score, r.Threshold)+topSymbols(r.Symbols))
 		}
-		if m.SCL != nil {
-			parts = append(parts, fmt.Sprintf("SCL=%d", *m.SCL))
+		if sa := s.SpamAssassin; sa != nil {
+			t := ""
+			if len(sa.Tests) > 0 {
+				t = ": " + strings.Join(firstN(sa.Tests, 6), ", ")
+			}
+			said = append(said, "SpamAssassin at "+who(e)+" scored "+scoreOf(sa.Score, sa.Required)+t)
 		}
-		if m.CAT != "" {
-			parts = append(parts, "CAT="+m.CAT)
-		}
-		if len(parts) > 0 {
-			signal = " (" + strings.Join(parts, " ") + ")"
+		if m := s.Microsoft; m != nil {
+			var parts []string
+			if m.SFV != "" {
+				parts = append(parts, "SFV="+m.SFV)
+			}
+			if m.SCL != nil {
+				parts = append(parts, fmt.Sprintf("SCL=%d", *m.SCL))
+			}
+			if m.CAT != "" {
+				parts = append(parts, "CAT="+m.CAT)
+			}
+			if m.BCL != nil {
+				parts = append(parts, fmt.Sprintf("BCL=%d", *m.BCL))
+			}
+			if len(parts) > 0 {
+				said = append(said, "Microsoft at "+who(e)+" says "+strings.Join(parts, " "))
+			}
 		}
 	}
-	return fmt.Sprintf("%s filed the canary as spam%s although SPF, DKIM and DMARC passed: its content or the sender's reputation, not DNS.", e.Provider, signal)
+	if len(said) == 0 {
+		return fmt.Sprintf("%s filed the canary as spam although SPF, DKIM and DMARC passed, without saying why: its content or the sender's reputation, not DNS.", who(e))
+	}
+	return fmt.Sprintf("%s filed the canary as spam although SPF, DKIM and DMARC passed: %s; its content or the sender's reputation, not DNS.", who(e), strings.Join(said, "; "))
+}
+
+// scoreOf is "7.5/15" (score/threshold), "7.5" or "?".
+func scoreOf(score, threshold *float64) string {
+	if score == nil {
+		return "?"
+	}
+	if threshold == nil {
+		return strconv.FormatFloat(*score, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(*score, 'f', -1, 64) + "/" + strconv.FormatFloat(*threshold, 'f', -1, 64)
+}
+
+// topSymbols are the rules that added most to the score, as
+// ": NAME 5.5, NAME 2.0"; rules that added nothing are left out.
+func topSymbols(syms []verify.RspamdSymbol) string {
+	var pos []verify.RspamdSymbol
+	for _, s := range syms {
+		if s.Score > 0 {
+			pos = append(pos, s)
+		}
+	}
+	slices.SortStableFunc(pos, func(a, b verify.RspamdSymbol) int {
+		switch {
+		case a.Score > b.Score:
+			return -1
+		case a.Score < b.Score:
+			return 1
+		}
+		return 0
+	})
+	if len(pos) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, 6)
+	for _, s := range firstN(pos, 6) {
+		parts = append(parts, s.Name+" "+strconv.FormatFloat(s.Score, 'f', 1, 64))
+	}
+	return ": " + strings.Join(parts, ", ")
+}
+
+func firstN[T any](xs []T, n int) []T {
+	if len(xs) > n {
+		return xs[:n]
+	}
+	return xs
 }
 
 // late tells where the time went: before the provider accepted the canary
@@ -424,7 +584,19 @@ func withChange(e Evidence, f dnscheck.Finding) string {
 		return fmt.Sprintf("%s (%s %s%s changed at %s UTC; before: %s)", strings.TrimSuffix(f.Message, "."),
 			strings.TrimSuffix(c.Name, "."), c.Type, gone, e.ChangedAt.UTC().Format("15:04:05"), before) + "."
 	}
+	if n := learnedNote(e, f); n != "" {
+		return strings.TrimSuffix(f.Message, ".") + n + "."
+	}
 	return f.Message
+}
+
+// learnedNote says until when the address an SPF finding is about
+// delivered our canaries: it was authorised then.
+func learnedNote(e Evidence, f dnscheck.Finding) string {
+	if f.Code != "spf.source_not_authorised" || e.KnownAt.IsZero() || e.KnownSource == "" || !strings.HasPrefix(f.Data, e.KnownSource+":") {
+		return ""
+	}
+	return fmt.Sprintf(" (it delivered our canaries until %s UTC)", e.KnownAt.UTC().Format("15:04:05"))
 }
 
 func lowerFirst(s string) string {

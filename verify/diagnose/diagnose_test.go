@@ -107,7 +107,27 @@ func TestDiagnose(t *testing.T) {
 		{"spam with passing auth", with(func(e *Evidence) {
 			e.Outcome = attempt.OutcomeSpam
 			e.Verdicts.Spam = &verify.SpamSignals{Microsoft: &verify.MicrosoftSpam{SFV: "SPM", SCL: ms(6)}}
-		}), []string{"filed the canary as spam (SFV=SPM SCL=6)", "not DNS"}},
+		}), []string{"filed the canary as spam although SPF, DKIM and DMARC passed: Microsoft at gmail says SFV=SPM SCL=6", "not DNS"}},
+		{"spam with passing auth, rspamd names its rules", with(func(e *Evidence) {
+			e.Outcome = attempt.OutcomeSpam
+			score, thr := 7.5, 15.0
+			e.Verdicts.Spam = &verify.SpamSignals{Rspamd: &verify.RspamdSpam{Score: &score, Threshold: &thr, Symbols: []verify.RspamdSymbol{
+				{Name: "MID_MISSING_BRACKETS", Score: 0.5}, {Name: "R_SPF_ALLOW", Score: -0.2}, {Name: "INVALID_FROM_8BIT", Score: 5.5}, {Name: "FROM_INVALID", Score: 2}}}}
+		}), []string{"gmail filed the canary as spam although SPF, DKIM and DMARC passed: rspamd at gmail scored 7.5/15: INVALID_FROM_8BIT 5.5, FROM_INVALID 2.0, MID_MISSING_BRACKETS 0.5;"}},
+		{"spam with passing auth, SpamAssassin names its tests", with(func(e *Evidence) {
+			e.Outcome, e.Mailbox, e.Provider = attempt.OutcomeSpam, "seed-1", "generic"
+			score, req := 6.1, 5.0
+			e.Verdicts.Spam = &verify.SpamSignals{SpamAssassin: &verify.SpamAssassinSpam{Spam: true, Score: &score, Required: &req, Tests: []string{"FROM_EXCESS_BASE64", "MISSING_MID"}}}
+		}), []string{"seed-1 filed the canary", "SpamAssassin at seed-1 scored 6.1/5: FROM_EXCESS_BASE64, MISSING_MID"}},
+		{"the provider in brackets when the mailbox has another name", with(func(e *Evidence) {
+			e.Mailbox, e.Verdicts.DKIM = "seed-2", "fail"
+			e.DNS = brokenZone
+		}), []string{"dkim=fail at seed-2 (gmail): selector1 dangles."}},
+		{"both SPF and DKIM broken are both named", with(func(e *Evidence) {
+			e.Verdicts.SPF, e.Verdicts.DKIM, e.Verdicts.DMARC = "fail", "fail", "fail"
+			e.Header = strings.Replace(outlookHeader, "127.0.0.11", "127.0.0.12", 1)
+			e.DNS = brokenZone
+		}), []string{"spf=fail at gmail: 127.0.0.12 is not authorised; dkim=fail: selector1 dangles."}},
 		{"late before the provider took it (greylisting)", with(func(e *Evidence) {
 			e.Late, e.ReceivedAt, e.SeenAt = true, t0.Add(61*time.Second), t0.Add(61500*time.Millisecond)
 		}), []string{"Delivered in 1m2s (SLO 5s)", "accepted it only about 1m1s after submission", "451 4.7.1", "retry"}},
@@ -134,6 +154,13 @@ func TestDiagnose(t *testing.T) {
 		{"lost, this sender's address unauthorised", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeLost, Sender: "backup", Mailbox: "gmail", SubmittedAt: t0}, KnownSource: "127.0.0.12", DNS: brokenZone}, []string{"most likely rejected under DMARC because 127.0.0.12 is not authorised."}},
 		{"bounced with a DNS cause", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeBounced, Provider: "gmail", SMTP: attempt.SMTPResult{Stage: "bounce", Code: 550, Enhanced: "5.7.26", Reply: "smtp; 550 5.7.26 Unauthenticated email is not accepted"}}, KnownSigners: []Signature{{"example-bank.test", "relay2026"}}, DNS: brokenZone},
 			[]string{"gmail bounced the canary with 550 5.7.26 (smtp; 550 5.7.26 Unauthenticated", "because relay2026 has no key."}},
+		{"bounced: the DSN's status, diagnostic and remote MTA, and every broken record", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeBounced, Sender: "m365", Mailbox: "gmail", Provider: "generic",
+			SMTP:   attempt.SMTPResult{Stage: "bounce", Enhanced: "5.7.1"},
+			Detail: `{"bounce":{"dsn":{"format":"rfc3464","reporting_mta":"dns; relay.example-bank.test","recipients":[{"action":"failed","status":"5.7.1","diagnostic_code":"smtp; 554 5.7.1 DMARC policy violation","remote_mta":"dns; mx.gmail.test"}]}}}`},
+			KnownSource: "127.0.0.12", KnownAt: t0.Add(-5 * time.Minute), KnownSigners: []Signature{{"example-bank.test", "selector1"}}, DNS: brokenZone},
+			[]string{`gmail bounced the canary (DSN Status 5.7.1, Diagnostic-Code "smtp; 554 5.7.1 DMARC policy violation", Remote-MTA dns; mx.gmail.test), because 127.0.0.12 is not authorised (it delivered our canaries until 17:55:00 UTC); and selector1 dangles.`}},
+		{"bounced with a status and no reply code", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeBounced, Mailbox: "gmail", SMTP: attempt.SMTPResult{Stage: "bounce", Enhanced: "5.4.4", Reply: "delivery failed, status 5.4.4"}}},
+			[]string{"gmail bounced the canary with status 5.4.4 (delivery failed, status 5.4.4)."}},
 		{"bounced without DNS", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeBounced, Provider: "yahoo", SMTP: attempt.SMTPResult{Code: 554, Reply: "554 rejected"}}},
 			[]string{"yahoo bounced the canary with 554 (554 rejected)."}},
 		{"multi-line replies stay on one line", Evidence{Attempt: &attempt.Attempt{Outcome: attempt.OutcomeSendFailed, Sender: "m365", SMTP: attempt.SMTPResult{Stage: "data", Code: 550, Enhanced: "5.7.1", Reply: "smtp data: 550 5.7.1 Message rejected\r\n550 5.7.1 see the policy page"}}},
