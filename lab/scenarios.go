@@ -68,6 +68,8 @@ var scenarios = []Scenario{
 		func(w *World) error {
 			return w.setSenderFault(SenderBackup, func(f *sender.Faults) { f.Outage = sender.OutageRefuse })
 		}},
+	{"imap-outage", "gmail's IMAP service refuses connections (and drops the open ones): mail is delivered, but the prober cannot see it",
+		func(w *World) error { w.stores[ProviderGmail].SetOutage(true); return nil }},
 	{"provider-greylist", "outlook answers 451 4.7.1 to the first try of each message and accepts the retry",
 		func(w *World) error {
 			return w.setReceiverFault(ProviderOutlook, func(f *receiver.Faults) { f.Greylist = true })

@@ -157,7 +157,7 @@ func TestScenarioTable(t *testing.T) {
 		})
 	}
 	for _, s := range lab.Scenarios() {
-		if !covered[s.Name] && s.Name != "flaky" {
+		if !covered[s.Name] && s.Name != "flaky" && s.Name != "imap-outage" { // flaky: TestFlakyLosesSomeMessages; imap-outage: TestIMAPOutage
 			t.Errorf("scenario %s has no row in the table", s.Name)
 		}
 	}

@@ -425,6 +425,7 @@ func (w *World) Reset() error {
 			return err
 		}
 		delete(w.receiverFaults, p.name)
+		w.stores[p.name].SetOutage(false)
 	}
 	w.identityFaults = identity.Faults{}
 	w.identity.SetFaults(w.identityFaults)

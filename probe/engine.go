@@ -53,9 +53,10 @@ type Engine struct {
 	watchers map[string][]*Watcher // by seed mailbox name
 	bounces  []*Watcher            // one per bounce mailbox (targets.Config.BounceMailboxes)
 
-	mu      sync.Mutex
-	flights inflight // attempts not published yet (inflight.go)
-	started bool
+	mu          sync.Mutex
+	flights     inflight // attempts not published yet (inflight.go)
+	storeHealth storeHealth
+	started     bool
 
 	running sync.WaitGroup // the goroutines Start started
 	done    chan struct{}  // closed once they all returned
@@ -267,7 +268,9 @@ func (e *Engine) createAttempts(ctx context.Context, p targets.Probe, round stri
 				return attempts, err
 			}
 			a.RoundID = round
-			if err := e.opts.Store.Create(ctx, a); err != nil {
+			err = e.opts.Store.Create(ctx, a)
+			e.storeWrote(err)
+			if err != nil {
 				return attempts, fmt.Errorf("store attempt: %w", err)
 			}
 			e.mu.Lock()

@@ -108,7 +108,9 @@ func (e *Engine) storePending(ctx context.Context, f *flight, snap attempt.Attem
 		return nil
 	}
 	f.rows.written = n
-	return e.opts.Store.Update(ctx, &snap)
+	err := e.opts.Store.Update(ctx, &snap)
+	e.storeWrote(err)
+	return err
 }
 
 // close waits for a pending write in flight and refuses later ones: the

@@ -60,7 +60,9 @@ func (e *Engine) finalize(ctx context.Context, f *flight) {
 	for _, enrich := range e.opts.Enrichers {
 		enrich(ctx, a)
 	}
-	if err := e.opts.Store.Update(context.WithoutCancel(ctx), a); err != nil {
+	err := e.opts.Store.Update(context.WithoutCancel(ctx), a)
+	e.storeWrote(err)
+	if err != nil {
 		e.log.Error("store attempt outcome", "id", a.ID, "err", err)
 	}
 	e.log.Info("attempt finished", "id", a.ID, "probe", a.Probe, "sender", a.Sender, "mailbox", a.Mailbox,
@@ -103,6 +105,7 @@ func (e *Engine) sweep(ctx context.Context) {
 				f.a.SMTP = attempt.SMTPResult{Stage: attempt.StageInterrupted, Reply: "otpprobe stopped during the submission and the canary never arrived"}
 			} else {
 				f.a.Outcome = attempt.OutcomeLost
+				e.noteWatcherDown(f.a)
 			}
 			e.finalize(ctx, f)
 		}
@@ -238,4 +241,22 @@ func bounceReply(r verify.DSNRecipient) string {
 		s += " (remote MTA " + r.RemoteMTA + ")"
 	}
 	return s
+}
+
+// noteWatcherDown records in a lost attempt's Detail that a watcher of its
+// mailbox has no connection: the canary may have arrived unseen, and the
+// diagnosis must say so rather than blame the sender or the provider.
+func (e *Engine) noteWatcherDown(a *attempt.Attempt) {
+	for _, w := range e.watchers[a.Mailbox] {
+		st := w.State()
+		if st.Connected {
+			continue
+		}
+		b, err := json.Marshal(map[string]any{"watcher_down": map[string]any{
+			"folder": st.Label, "last_error": st.LastError, "since": st.Since.UTC()}})
+		if err == nil && a.Detail == "" {
+			a.Detail = string(b)
+		}
+		return
+	}
 }

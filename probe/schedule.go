@@ -18,6 +18,7 @@ type Scheduler struct {
 	cron    *cron.Cron
 	jitter  time.Duration
 	skipped func(probe string) // counts runs skipped because the last one still ran
+	names   map[cron.EntryID]string
 	ctx     context.Context
 }
 
@@ -26,7 +27,7 @@ type Scheduler struct {
 // a run is never delayed by more than a tenth of the time to the probe's
 // next run, so it does not run into it.
 func NewScheduler(e *Engine, jitter time.Duration, skipped func(probe string)) (*Scheduler, error) {
-	s := &Scheduler{e: e, jitter: jitter, skipped: skipped}
+	s := &Scheduler{e: e, jitter: jitter, skipped: skipped, names: map[cron.EntryID]string{}}
 	logger := cronLogger{e.log}
 	// cron's default chain is empty: Recover and SkipIfStillRunning are ours.
 	s.cron = cron.New(cron.WithParser(targets.CronParser), cron.WithLocation(time.UTC), cron.WithLogger(logger),
@@ -36,9 +37,11 @@ func NewScheduler(e *Engine, jitter time.Duration, skipped func(probe string)) (
 		if err != nil {
 			return nil, fmt.Errorf("probes (%s).schedule: %w", p.Name, err)
 		}
-		if _, err := s.cron.AddJob(p.Schedule, s.job(p.Name, sched)); err != nil {
+		id, err := s.cron.AddJob(p.Schedule, s.job(p.Name, sched))
+		if err != nil {
 			return nil, fmt.Errorf("probes (%s).schedule: %w", p.Name, err)
 		}
+		s.names[id] = p.Name
 	}
 	return s, nil
 }

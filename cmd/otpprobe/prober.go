@@ -12,6 +12,7 @@ import (
 	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
+	"github.com/otpprobe/otpprobe/reports/health"
 	"github.com/otpprobe/otpprobe/reports/metrics"
 	"github.com/otpprobe/otpprobe/reports/pipeline"
 	"github.com/otpprobe/otpprobe/reports/rounds"
@@ -28,6 +29,7 @@ type prober struct {
 	// reports: rounds → failover and alerts, SLOs, the API (run by runDaemon)
 	pipeline *pipeline.Pipeline
 	dns      *dnswatch.Watcher // DNS posture checks; also the engine's diagnosis Enricher
+	health   *health.Checker   // /readyz: startGeneration adds the checks
 }
 
 // openProber opens the store and builds the engine; start it with
@@ -70,22 +72,25 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger, o
 		Store: st, Logger: logger,
 		Observers: []func(*attempt.Attempt){m.ObserveAttempt, pl.Observe}, RoundStarted: []func(*attempt.Round){pl.RoundStarted},
 		// Evidence first (our own DKIM check), then the DNS diagnosis.
-		Enrichers: []func(context.Context, *attempt.Attempt){dkimRecheck(r.LookupTXT), dw.Enrich},
+		Enrichers:   []func(context.Context, *attempt.Attempt){dkimRecheck(r.LookupTXT), dw.Enrich},
+		LoginFailed: m.WatcherLoginFailed,
 	})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &prober{cfg: cfg, store: st, metrics: m, engine: eng, dns: dw, pipeline: pl}, nil
+	return &prober{cfg: cfg, store: st, metrics: m, engine: eng, dns: dw, pipeline: pl, health: health.New(nil)}, nil
 }
 
 func (p *prober) close() { p.store.Close() }
 
-// handler is the prober's HTTP surface: /metrics, /healthz and the API.
+// handler is the prober's HTTP surface: /metrics, /healthz (liveness),
+// /readyz and the API.
 func (p *prober) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", p.metrics.Handler())
 	p.pipeline.Register(mux)
+	mux.Handle("GET /readyz", p.health.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")

@@ -53,6 +53,14 @@ func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.L
 		p.close()
 		return nil, err
 	}
+	p.health.Add(watcherProblems(p.engine, time.Now(), readyBudget))
+	p.health.Add(storeProblems(p.engine))
+	p.health.Add(schedulerProblems(sched))
+	watchers := make(chan struct{})
+	go func() {
+		defer close(watchers)
+		publishWatchers(ctx, p.engine, p.metrics)
+	}()
 	// A reloaded generation keeps the console lines, not the start-up steps.
 	g := &generation{cfg: cfg, p: p, handler: p.handler(), cancel: cancel, done: make(chan struct{}),
 		opts: daemonOptions{roundLines: o.roundLines}}
@@ -89,6 +97,7 @@ func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.L
 		<-first
 		<-reports
 		<-dnsDone
+		<-watchers
 		<-p.engine.Done() // a watcher may be storing an arrival
 		p.close()
 	}()

@@ -53,7 +53,7 @@ func submit(t *testing.T, w *lab.World, to, id string) {
 	if err := c.Auth(sasl.NewPlainClient("", s.Username, s.Password)); err != nil {
 		t.Fatal(err)
 	}
-	msg := "From: <" + s.From + ">\r\nTo: <" + to + ">\r\nSubject: Your verification code [" + id + "]\r\n" +
+	msg := "From: <" + lab.OTPFrom + ">\r\nTo: <" + to + ">\r\nSubject: Your verification code [" + id + "]\r\n" +
 		"Date: " + time.Now().Format(time.RFC1123Z) + "\r\nMessage-ID: <" + id + "@example-bank.test>\r\n" +
 		"X-Otpprobe-Id: " + id + "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nYour verification code is 483920.\r\n"
 	if err := c.SendMail(s.EnvelopeFrom, []string{to}, strings.NewReader(msg)); err != nil {

@@ -57,10 +57,11 @@ var (
 
 // Server is a running IMAP server.
 type Server struct {
-	cfg Config
-	mem *imapmemserver.Server
-	srv *imapserver.Server
-	ln  net.Listener
+	cfg  Config
+	mem  *imapmemserver.Server
+	srv  *imapserver.Server
+	ln   net.Listener
+	gate *gate
 
 	mu         sync.Mutex
 	users      map[string]*imapmemserver.User
@@ -88,6 +89,7 @@ func Start(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		mem:       imapmemserver.New(),
 		ln:        ln,
+		gate:      newGate(ln),
 		users:     make(map[string]*imapmemserver.User),
 		mailboxes: make(map[string]map[string]struct{}),
 		done:      make(chan struct{}),
@@ -121,7 +123,7 @@ func Start(cfg Config) (*Server, error) {
 	})
 	go func() {
 		defer close(s.done)
-		_ = s.srv.Serve(ln)
+		_ = s.srv.Serve(s.gate)
 	}()
 	return s, nil
 }

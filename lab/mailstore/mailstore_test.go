@@ -231,3 +231,22 @@ func TestIdleAnnouncesMailQueuedBeforeIdle(t *testing.T) {
 		t.Fatal("mail delivered before IDLE was never announced")
 	}
 }
+
+// During an outage the server drops open connections and refuses new
+// ones; afterwards it serves again.
+func TestOutage(t *testing.T) {
+	s, clientTLS := startStore(t, "Junk", "Trash")
+	c := dial(t, s, clientTLS, nil)
+	s.SetOutage(true)
+	if err := c.Noop().Wait(); err == nil {
+		t.Error("an open connection survived the outage")
+	}
+	if c, err := imapclient.DialStartTLS(s.Addr(), &imapclient.Options{TLSConfig: clientTLS}); err == nil {
+		c.Close()
+		t.Error("a new connection was served during the outage")
+	}
+	s.SetOutage(false)
+	if err := dial(t, s, clientTLS, nil).Noop().Wait(); err != nil {
+		t.Errorf("after the outage: %v", err)
+	}
+}

@@ -52,10 +52,14 @@ var scenarioDiagnoses = map[string][]expectation{
 	"m365-outage":         {{lab.SenderM365, all("submission server of m365", "421 4.3.2")}},
 	"m365-outage-refused": {{lab.SenderM365, all("submission server of m365 refused the connection")}},
 	"backup-outage":       {{lab.SenderBackup, all("submission server of backup refused the connection")}},
-	"provider-greylist":   {{lab.SenderBackup, map[string][]string{lab.ProviderOutlook: {"accepted it only about", "deferred", "greylisting"}}}},
-	"provider-delay":      {{lab.SenderM365, map[string][]string{lab.ProviderYahoo: {"held inside the provider"}}}},
-	"provider-drop":       {{lab.SenderBackup, map[string][]string{lab.ProviderGmail: {"Accepted by backup", "never delivered", "no bounce"}}}},
-	"flaky":               {{lab.SenderM365, all("Accepted by m365", "never delivered")}},
+	"imap-outage": {
+		{lab.SenderM365, map[string][]string{lab.ProviderGmail: {"Not seen because otpprobe could not watch gmail", "no IMAP connection"}}},
+		{lab.SenderBackup, map[string][]string{lab.ProviderGmail: {"Not seen because otpprobe could not watch gmail", "no IMAP connection"}}},
+	},
+	"provider-greylist": {{lab.SenderBackup, map[string][]string{lab.ProviderOutlook: {"accepted it only about", "deferred", "greylisting"}}}},
+	"provider-delay":    {{lab.SenderM365, map[string][]string{lab.ProviderYahoo: {"held inside the provider"}}}},
+	"provider-drop":     {{lab.SenderBackup, map[string][]string{lab.ProviderGmail: {"Accepted by backup", "never delivered", "no bounce"}}}},
+	"flaky":             {{lab.SenderM365, all("Accepted by m365", "never delivered")}},
 }
 
 // TestScenarioDiagnoses runs the engine against the lab world with the

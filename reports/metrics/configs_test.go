@@ -3,8 +3,12 @@ package metrics
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"gopkg.in/yaml.v3"
@@ -27,7 +31,7 @@ func exposed(t *testing.T) map[string]bool {
 		m.ObserveAttempt(a)
 	}
 	m.SkippedRun("otp")
-	m.SetWatcherUp("gmail-seed", "INBOX", true)
+	m.SetWatcher("gmail-seed", "INBOX", true, time.Time{})
 	m.SetRoute("otp", "m365", "primary")
 	m.Failover("otp", "m365", "backup")
 	m.DNSChanged("m365", "spf")
@@ -144,5 +148,92 @@ func TestDashboardUsesExistingMetrics(t *testing.T) {
 	}
 	if refs < 20 {
 		t.Fatalf("the dashboard names only %d metrics in %d queries", refs, len(queries))
+	}
+}
+
+// TestPromtoolTestsUseExposedSeries: the series the promtool unit tests
+// feed the rules are otpprobe's real ones, with exactly the labels
+// otpprobe puts on them, so a rule test cannot pass on a name or a label
+// the prober never exports.
+func TestPromtoolTestsUseExposedSeries(t *testing.T) {
+	m := New("eu-1")
+	for _, a := range sequence() {
+		m.ObserveAttempt(a)
+	}
+	m.SkippedRun("otp")
+	m.SetWatcher("gmail-seed", "INBOX", true, time.Now())
+	m.WatcherLoginFailed("gmail-seed", "INBOX", "auth")
+	m.SetRoute("otp", "m365", "primary")
+	m.Failover("otp", "m365", "backup")
+	m.DNSChanged("m365", "spf")
+	m.SetDNSFindings("m365", map[string]int{"critical": 1})
+	r := NewReports(m)
+	r.InitNotifier("webhook:ops")
+	r.SetSLO("otp-inbox", 0.995, 1, 1, map[string]float64{"5m": 0})
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string][]string{} // series name → sorted label names
+	for _, mf := range mfs {
+		var names []string
+		for _, lp := range mf.GetMetric()[0].GetLabel() {
+			names = append(names, lp.GetName())
+		}
+		slices.Sort(names)
+		labels[mf.GetName()] = names
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			labels[mf.GetName()+"_bucket"] = slices.Sorted(slices.Values(append(slices.Clone(names), "le")))
+			labels[mf.GetName()+"_sum"], labels[mf.GetName()+"_count"] = names, names
+		}
+	}
+	files, err := filepath.Glob("../../configs/prometheus/tests/*.test.yml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no promtool tests (%v)", err)
+	}
+	series := regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\}$`)
+	label := regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="`)
+	n := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tf struct {
+			Tests []struct {
+				Name        string `yaml:"name"`
+				InputSeries []struct {
+					Series string `yaml:"series"`
+				} `yaml:"input_series"`
+			} `yaml:"tests"`
+		}
+		if err := yaml.Unmarshal(data, &tf); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, tc := range tf.Tests {
+			for _, in := range tc.InputSeries {
+				mt := series.FindStringSubmatch(in.Series)
+				if mt == nil || !strings.HasPrefix(mt[1], "otpprobe_") {
+					continue
+				}
+				n++
+				want, ok := labels[mt[1]]
+				if !ok {
+					t.Errorf("%s: test %q feeds %s, which otpprobe does not expose", f, tc.Name, mt[1])
+					continue
+				}
+				var got []string
+				for _, l := range label.FindAllStringSubmatch(mt[2], -1) {
+					got = append(got, l[1])
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: test %q feeds %s with labels %v; otpprobe exports %v", f, tc.Name, mt[1], got, want)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("only %d otpprobe input series found", n)
 	}
 }

@@ -1,6 +1,10 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Route states of the failover state machine.
 var routeStates = []string{"primary", "failing_over", "backup", "recovering"}
@@ -14,14 +18,31 @@ func (m *Metrics) SkippedRun(probe string) {
 	m.skippedRuns.WithLabelValues(m.labels.value("probe", probe)).Inc()
 }
 
-// SetWatcherUp records whether the watcher of a mailbox's folder is
-// connected.
-func (m *Metrics) SetWatcherUp(mailbox, folder string, up bool) {
+// SetWatcher records whether the watcher of a mailbox's folder is
+// connected, and when it last completed a poll (zero: never, no series).
+// The login failure causes start at 0, so increase() sees the first one.
+func (m *Metrics) SetWatcher(mailbox, folder string, up bool, lastPoll time.Time) {
 	v := 0.0
 	if up {
 		v = 1
 	}
-	m.watcherUp.WithLabelValues(m.labels.value("mailbox", mailbox), m.folder(folder)).Set(v)
+	mailbox, folder = m.labels.value("mailbox", mailbox), m.folder(folder)
+	m.watcherUp.WithLabelValues(mailbox, folder).Set(v)
+	if !lastPoll.IsZero() {
+		m.watcherEvent.WithLabelValues(mailbox, folder).Set(float64(lastPoll.UnixMilli()) / 1000)
+	}
+	for _, cause := range loginCauses {
+		m.loginFailures.WithLabelValues(mailbox, folder, cause)
+	}
+}
+
+// loginCauses are the causes of WatcherLoginFailed.
+var loginCauses = []string{"auth", "dial", "tls", "login", "config"}
+
+// WatcherLoginFailed counts a watcher connection that failed before or at
+// login, by cause (auth when the server refused the credentials).
+func (m *Metrics) WatcherLoginFailed(mailbox, folder, cause string) {
+	m.loginFailures.WithLabelValues(m.labels.value("mailbox", mailbox), m.folder(folder), m.labels.value("cause", cause)).Inc()
 }
 
 // SetRoute records a route's active sender and failover state. The states

@@ -16,6 +16,8 @@
 //	otpprobe_last_success_timestamp_seconds{probe,sender,provider}      gauge
 //	otpprobe_scheduler_skipped_runs_total{probe}                        counter
 //	otpprobe_watcher_up{mailbox,folder}                                 gauge
+//	otpprobe_watcher_last_event_timestamp_seconds{mailbox,folder}       gauge
+//	otpprobe_watcher_login_failures_total{mailbox,folder,cause}         counter
 //	otpprobe_route_active_sender{route,sender}                          gauge
 //	otpprobe_route_state{route,state}                                   gauge
 //	otpprobe_failovers_total{route,from,to}                             counter
@@ -72,6 +74,8 @@ type Metrics struct {
 	lastSuccess    *prometheus.GaugeVec
 	skippedRuns    *prometheus.CounterVec
 	watcherUp      *prometheus.GaugeVec
+	watcherEvent   *prometheus.GaugeVec
+	loginFailures  *prometheus.CounterVec
 	routeSender    *prometheus.GaugeVec
 	routeState     *prometheus.GaugeVec
 	failovers      *prometheus.CounterVec
@@ -138,6 +142,12 @@ func New(agent string) *Metrics {
 		watcherUp: gauge("watcher_up",
 			"Whether the IMAP watcher of a folder is connected and selected (1) or not (0).",
 			"mailbox", "folder"),
+		watcherEvent: gauge("watcher_last_event_timestamp_seconds",
+			"When the IMAP watcher of a folder last completed a poll of it (its proof of life).",
+			"mailbox", "folder"),
+		loginFailures: counter("watcher_login_failures_total",
+			"IMAP connections of a watcher that failed before or at login, by cause: auth (credentials refused), dial, tls, login, config.",
+			"mailbox", "folder", "cause"),
 		routeSender: gauge("route_active_sender",
 			"1 for the sender a route currently sends OTP mail through.",
 			"route", "sender"),

@@ -158,7 +158,7 @@ func TestLabelsAndLint(t *testing.T) {
 	}
 	m.InitSeries("otp", "backup", "gmail")
 	m.SkippedRun("otp")
-	m.SetWatcherUp("gmail-seed", "INBOX", true)
+	m.SetWatcher("gmail-seed", "INBOX", true, time.Time{})
 	m.SetRoute("otp", "m365", "primary")
 	m.Failover("otp", "m365", "backup")
 	m.DNSChanged("m365", "spf")
@@ -217,7 +217,7 @@ func TestCardinalityBounded(t *testing.T) {
 		a := mkAttempt(fmt.Sprintf("p%d", i), fmt.Sprintf("s%d", i), fmt.Sprintf("prov%d", i),
 			attempt.Outcome(finalOutcomes[i%len(finalOutcomes)]), 1795000000000+int64(i), time.Second, fmt.Sprintf("f%d", i), pass)
 		m.ObserveAttempt(a)
-		m.SetWatcherUp(fmt.Sprintf("mb%d", i), fmt.Sprintf("f%d", i), true)
+		m.SetWatcher(fmt.Sprintf("mb%d", i), fmt.Sprintf("f%d", i), true, time.Time{})
 	}
 	limit := maxLabelValues + len(finalOutcomes)
 	for name, max := range map[string]int{
@@ -312,9 +312,9 @@ func TestEvents(t *testing.T) {
 	m := New("eu-1")
 	m.SkippedRun("otp")
 	m.SkippedRun("otp")
-	m.SetWatcherUp("gmail-seed", "inbox", true)
-	m.SetWatcherUp("gmail-seed", "[Gmail]/Spam", true)
-	m.SetWatcherUp("gmail-seed", "[Gmail]/Spam", false)
+	m.SetWatcher("gmail-seed", "inbox", true, time.Time{})
+	m.SetWatcher("gmail-seed", "[Gmail]/Spam", true, time.Time{})
+	m.SetWatcher("gmail-seed", "[Gmail]/Spam", false, time.Time{})
 	m.SetRoute("otp", "m365", "primary")
 	m.SetRoute("otp", "backup", "backup")
 	m.SetRoute("otp", "backup", "pinned")

@@ -180,6 +180,10 @@ func source(e Evidence) string {
 // sender's mail, a receiver enforcing DMARC most likely rejected it, and
 // the DSN went to the envelope sender rather than to us.
 func lost(e Evidence) string {
+	if w := watcherDown(e); w != "" {
+		return fmt.Sprintf("Not seen because otpprobe could not watch %s: %s. The canary may well have been delivered; this says nothing about %s's mail until the watcher is back.",
+			e.Mailbox, w, e.Sender)
+	}
 	if fs := brokenForSender(e); len(fs) > 0 && !e.SubmittedAt.IsZero() {
 		return fmt.Sprintf("Accepted by %s but never delivered to %s, most likely rejected under DMARC because %s",
 			e.Sender, who(e), joinCauses(e, fs))
@@ -636,4 +640,23 @@ func signers(e Evidence) []Signature {
 		}
 	}
 	return sigs
+}
+
+// watcherDown is the reason the engine recorded in a lost attempt's
+// Detail when a watcher of its mailbox had no connection at its deadline
+// ("" otherwise): then lost means unseen, not undelivered.
+func watcherDown(e Evidence) string {
+	if e.Detail == "" {
+		return ""
+	}
+	var d struct {
+		Watcher *struct {
+			Folder    string `json:"folder"`
+			LastError string `json:"last_error"`
+		} `json:"watcher_down"`
+	}
+	if json.Unmarshal([]byte(e.Detail), &d) != nil || d.Watcher == nil {
+		return ""
+	}
+	return fmt.Sprintf("its %s watcher has no IMAP connection (%s)", d.Watcher.Folder, oneLine(d.Watcher.LastError))
 }
