@@ -11,6 +11,7 @@ import (
 
 	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/reports/dashboard"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
 	"github.com/otpprobe/otpprobe/reports/health"
 	"github.com/otpprobe/otpprobe/reports/metrics"
@@ -85,12 +86,13 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger, o
 func (p *prober) close() { p.store.Close() }
 
 // handler is the prober's HTTP surface: /metrics, /healthz (liveness),
-// /readyz and the API.
+// /readyz, the API and the dashboard.
 func (p *prober) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", p.metrics.Handler())
 	p.pipeline.Register(mux)
 	mux.Handle("GET /readyz", p.health.Handler())
+	dashboard.Register(mux, dashboard.Options{Config: p.cfg, History: p.store, Routes: p.pipeline.Failover, SLOs: p.pipeline.SLOs})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprintln(w, "ok")

@@ -158,3 +158,43 @@ func (p *Postgres) Attempts(ctx context.Context, q AttemptQuery) (AttemptPage, e
 	}
 	return page(as, limit), nil
 }
+
+// LatencySample is one delivered attempt's latency, for percentiles.
+type LatencySample struct {
+	CreatedAt time.Time
+	Sender    string
+	Provider  string // the provider, or the mailbox for generic ones
+	Latency   time.Duration
+}
+
+// latencyQuery reads only what percentiles need, from the created_at index.
+const latencyQuery = `SELECT created_at, sender, provider, mailbox, seen_at - submitted_at FROM attempts
+	WHERE created_at >= %s AND seen_at IS NOT NULL AND submitted_at IS NOT NULL
+	ORDER BY created_at DESC LIMIT %s`
+
+// LatencySamples returns the latencies of attempts created since since,
+// newest first, at most limit.
+func (s *SQLite) LatencySamples(ctx context.Context, since time.Time, limit int) ([]LatencySample, error) {
+	rows, err := s.r.QueryContext(ctx, fmt.Sprintf(latencyQuery, "?", "?"), since.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: latency samples: %w", err)
+	}
+	defer rows.Close()
+	var out []LatencySample
+	for rows.Next() {
+		var (
+			l                         LatencySample
+			created, ms               int64
+			provider, mailbox, sender string
+		)
+		if err := rows.Scan(&created, &sender, &provider, &mailbox, &ms); err != nil {
+			return nil, fmt.Errorf("store: latency samples: %w", err)
+		}
+		if provider == "" || provider == "generic" {
+			provider = mailbox
+		}
+		l.CreatedAt, l.Sender, l.Provider, l.Latency = time.UnixMilli(created).UTC(), sender, provider, time.Duration(ms)*time.Millisecond
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
