@@ -62,6 +62,11 @@ var scenarioDiagnoses = map[string][]expectation{
 	"flaky":             {{lab.SenderM365, all("Accepted by m365", "never delivered")}},
 }
 
+// notDNS are the scenarios about the prober's own credentials: the engine
+// here holds its OAuth2 tokens across scenarios, so they are tested where
+// the token sources are (the lab's identity scenario table), not here.
+var notDNS = map[string]bool{"m365-basic-auth-disabled": true, "oauth-secret-expired": true, "oauth-refresh-revoked": true, "graph-throttled": true}
+
 // TestScenarioDiagnoses runs the engine against the lab world with the
 // watcher as its Enricher and checks, for every lab scenario, the
 // diagnosis of each attempt. One sender per round: each watched folder
@@ -94,6 +99,9 @@ func TestScenarioDiagnoses(t *testing.T) {
 	// healthy scenario (first) teaches it each sender's selector and relay.
 	st, dw := newWatcher(t, ctx, cfg)
 	for _, sc := range lab.Scenarios() {
+		if notDNS[sc.Name] {
+			continue
+		}
 		exps, ok := scenarioDiagnoses[sc.Name]
 		if !ok {
 			t.Errorf("scenario %s has no expected diagnosis in this test", sc.Name)
