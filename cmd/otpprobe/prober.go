@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/otpprobe/otpprobe/attempt"
@@ -47,6 +48,7 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger, o
 	}
 	m := metrics.New(cfg.Agent)
 	m.SetVersion(currentVersion().Version) // -ldflags win over the build info here too
+	m.InitKnown(knownSeries(cfg), time.Now())
 	r, err := dnswatch.NewResolver(cfg.DNSChecks)
 	if err != nil {
 		st.Close()
@@ -128,4 +130,27 @@ func serveHTTP(ctx context.Context, h targets.HTTP, handler http.Handler, logger
 		srv.Shutdown(sctx)
 	})
 	return ln.Addr().String(), nil
+}
+
+// knownSeries is what the config says will be measured, for the metrics
+// to export at 0 from the start.
+func knownSeries(cfg *targets.Config) metrics.Known {
+	var k metrics.Known
+	for _, p := range cfg.Probes {
+		kp := metrics.KnownProbe{Name: p.Name, Senders: p.Senders, Deadline: p.Deadline}
+		for _, name := range p.Mailboxes {
+			if mb, ok := cfg.Mailbox(name); ok && !slices.Contains(kp.Providers, mb.Provider) {
+				kp.Providers = append(kp.Providers, mb.Provider)
+			}
+		}
+		if sched, err := p.CronSchedule(); err == nil {
+			next := sched.Next(time.Now())
+			kp.Interval = sched.Next(next).Sub(next)
+		}
+		k.Probes = append(k.Probes, kp)
+	}
+	for _, r := range cfg.Routes {
+		k.Routes = append(k.Routes, metrics.KnownRoute{Name: r.Name, Senders: r.Senders()})
+	}
+	return k
 }

@@ -8,9 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/otpprobe/otpprobe/probe"
+	"github.com/otpprobe/otpprobe/reports/metrics"
 	"github.com/otpprobe/otpprobe/targets"
 )
 
@@ -37,11 +36,7 @@ func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.L
 		cancel()
 		return nil, err
 	}
-	if err := status.register(p.metrics.Registerer()); err != nil {
-		cancel()
-		p.close()
-		return nil, err
-	}
+	status.publish(p.metrics)
 	sched, err := probe.NewScheduler(p.engine, schedulerJitter, p.metrics.SkippedRun)
 	if err != nil {
 		cancel()
@@ -127,6 +122,7 @@ func reload(ctx context.Context, cfgPath string, old *targets.Config, running *g
 	}
 	if err != nil {
 		status.set(false)
+		status.publish(running.p.metrics)
 		logger.Error("config reload failed; still running the previous config", "err", err.Error())
 		return running, nil
 	}
@@ -146,6 +142,7 @@ func reload(ctx context.Context, cfgPath string, old *targets.Config, running *g
 		return back, nil
 	}
 	status.set(true)
+	status.publish(next.p.metrics)
 	logger.Info("config reloaded", "probes", len(cfg.Probes), "senders", len(cfg.Senders),
 		"mailboxes", len(cfg.Mailboxes), "api_tokens", len(cfg.HTTP.Tokens))
 	return next, nil
@@ -165,24 +162,9 @@ func (s *reloadStatus) set(ok bool) {
 	}
 }
 
-func (s *reloadStatus) register(r prometheus.Registerer) error {
-	ok := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "otpprobe", Name: "config_last_reload_successful",
-		Help: "1 when the last config load (start or SIGHUP) succeeded; 0 while the daemon runs an older config because the new one failed."},
-		func() float64 {
-			if s.ok.Load() {
-				return 1
-			}
-			return 0
-		})
-	at := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "otpprobe", Name: "config_last_reload_success_timestamp_seconds",
-		Help: "When the running config was loaded (Unix seconds)."},
-		func() float64 { return float64(s.at.Load()) })
-	for _, c := range []prometheus.Collector{ok, at} {
-		if err := r.Register(c); err != nil {
-			return fmt.Errorf("metrics: %w", err)
-		}
-	}
-	return nil
+// publish shows the status in m (each generation's metrics).
+func (s *reloadStatus) publish(m *metrics.Metrics) {
+	m.SetConfigReload(s.ok.Load(), time.Unix(s.at.Load(), 0))
 }
 
 // swapHandler serves the current generation's handler; a reload swaps it

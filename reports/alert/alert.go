@@ -25,6 +25,18 @@ const (
 	DNSCritical       = "OTPDNSCriticalFinding"    // a critical DNS posture finding
 )
 
+// Names are every alert the prober's own notifier sends. Prometheus rules
+// (configs/prometheus) never use them: each alert has one source, so one
+// problem pages once (TestAlertSources).
+var Names = []string{SenderDown, ProviderSpam, VerdictRegression, SLOBurn, RouteFailedOver, DNSChanged, DNSCritical}
+
+// RunbookBase is where every alert's runbook section is: RunbookBase +
+// the lower-cased alert name (docs/runbook.md's headings).
+const RunbookBase = "https://github.com/otpprobe/otpprobe/blob/main/docs/runbook.md#"
+
+// RunbookURL is the runbook section of the alert named name.
+func RunbookURL(name string) string { return RunbookBase + strings.ToLower(name) }
+
 // Statuses.
 const (
 	Firing   = "firing"

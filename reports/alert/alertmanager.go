@@ -59,7 +59,7 @@ func Postable(e Event) PostableAlert {
 	p := PostableAlert{
 		Labels: labels,
 		Annotations: map[string]string{"summary": a.Summary, "diagnosis": a.Diagnosis,
-			"evidence": strings.Join(a.Evidence, " ")},
+			"evidence": strings.Join(a.Evidence, " "), "runbook_url": RunbookURL(a.Name)},
 		StartsAt: a.StartsAt.UTC().Format(time.RFC3339Nano),
 	}
 	if a.Status == Resolved && !a.EndsAt.IsZero() {

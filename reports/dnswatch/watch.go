@@ -34,6 +34,9 @@ type Store interface {
 type Metrics interface {
 	DNSChanged(sender, record string)
 	SetDNSFindings(sender string, bySeverity map[string]int)
+	// InitDNSSender exports a checked sender's change counters at 0, so
+	// the first change after a start is an increase.
+	InitDNSSender(sender string)
 }
 
 // Event is a change seen in a domain's DNS: what alerts are told.
@@ -156,6 +159,11 @@ func New(cfg *targets.Config, opts Options) (*Watcher, error) {
 	}
 	for _, d := range domainsFromConfig(cfg) {
 		w.add(d)
+	}
+	if opts.Metrics != nil {
+		for s := range w.senderOf {
+			opts.Metrics.InitDNSSender(s)
+		}
 	}
 	for _, extra := range cfg.DNSChecks.Domains {
 		d := w.add(dnscheck.Domain{Name: strings.TrimSuffix(strings.ToLower(extra.Name), ".")})

@@ -27,6 +27,8 @@ type recorder struct {
 	events   []dnswatch.Event
 }
 
+func (r *recorder) InitDNSSender(string) {}
+
 func (r *recorder) DNSChanged(sender, record string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strings"
+	"time"
 
 	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,6 +51,7 @@ func (m *Metrics) ObserveAttempt(a *attempt.Attempt) {
 		}
 	}
 
+	m.finished(probeName, time.Now())
 	created := float64(a.CreatedAt.UnixMilli()) / 1000
 	m.setNewest(m.lastAttempt, "attempt", created, probeName, sender, provider)
 	if a.Outcome == attempt.OutcomeInbox {

@@ -32,6 +32,8 @@ func exposed(t *testing.T) map[string]bool {
 	}
 	m.SkippedRun("otp")
 	m.SetWatcher("gmail-seed", "INBOX", true, time.Time{})
+	m.InitKnown(Known{Probes: []KnownProbe{{Name: "otp", Senders: []string{"m365"}, Providers: []string{"gmail"}, Interval: time.Minute, Deadline: 10 * time.Minute}}}, time.Now())
+	m.SetConfigReload(true, time.Now())
 	m.SetRoute("otp", "m365", "primary")
 	m.Failover("otp", "m365", "backup")
 	m.DNSChanged("m365", "spf")
@@ -167,6 +169,8 @@ func TestPromtoolTestsUseExposedSeries(t *testing.T) {
 	m.Failover("otp", "m365", "backup")
 	m.DNSChanged("m365", "spf")
 	m.SetDNSFindings("m365", map[string]int{"critical": 1})
+	m.InitKnown(Known{Probes: []KnownProbe{{Name: "otp", Senders: []string{"m365"}, Providers: []string{"gmail"}, Interval: time.Minute, Deadline: 10 * time.Minute}}}, time.Now())
+	m.SetConfigReload(true, time.Now())
 	r := NewReports(m)
 	r.InitNotifier("webhook:ops")
 	r.SetSLO("otp-inbox", 0.995, 1, 1, map[string]float64{"5m": 0})
@@ -224,7 +228,9 @@ func TestPromtoolTestsUseExposedSeries(t *testing.T) {
 				}
 				var got []string
 				for _, l := range label.FindAllStringSubmatch(mt[2], -1) {
-					got = append(got, l[1])
+					if l[1] != "job" && l[1] != "instance" { // the target's, added by Prometheus
+						got = append(got, l[1])
+					}
 				}
 				slices.Sort(got)
 				if !slices.Equal(got, want) {

@@ -24,6 +24,11 @@
 //	otpprobe_dns_changes_total{sender,record}                           counter
 //	otpprobe_dns_findings{sender,severity}                              gauge
 //	otpprobe_build_info{version,goversion}                              gauge
+//	otpprobe_probe_interval_seconds{probe}                              gauge
+//	otpprobe_probe_deadline_seconds{probe}                              gauge
+//	otpprobe_probe_last_finished_timestamp_seconds{probe}               gauge
+//	otpprobe_config_last_reload_successful                              gauge
+//	otpprobe_config_last_reload_success_timestamp_seconds               gauge
 //	otpprobe_alerts_firing{alertname,severity}                          gauge    (Reports)
 //	otpprobe_notifications_total{notifier,result}                       counter  (Reports)
 //	otpprobe_slo_objective_ratio{slo}                                   gauge    (Reports)
@@ -82,10 +87,17 @@ type Metrics struct {
 	dnsChanges     *prometheus.CounterVec
 	dnsFindings    *prometheus.GaugeVec
 	buildInfo      *prometheus.GaugeVec
+	probeInterval  *prometheus.GaugeVec
+	probeDeadline  *prometheus.GaugeVec
+	lastFinished   *prometheus.GaugeVec
+	reloadOK       *prometheus.GaugeVec
+	reloadAt       *prometheus.GaugeVec
 	labels         *limiter
 	mu             sync.Mutex
 	lastTimestamps map[[4]string]float64 // metric, probe, sender, provider → newest value set
 	routeStates    map[string][]string   // route → states it was in
+	// lastFinishedSet: probes whose last-finished clock runs already.
+	lastFinishedSet map[string]bool
 }
 
 // New returns otpprobe's metrics for the agent named agent (the config's
@@ -134,7 +146,7 @@ func New(agent string) *Metrics {
 			"Creation time of the newest attempt with a final outcome.",
 			"probe", "sender", "provider"),
 		lastSuccess: gauge("last_success_timestamp_seconds",
-			"Creation time of the newest attempt that reached the inbox (late or not).",
+			"Creation time of the newest attempt that reached the inbox (late or not); the process's start until the first.",
 			"probe", "sender", "provider"),
 		skippedRuns: counter("scheduler_skipped_runs_total",
 			"Scheduled probe runs skipped because the previous run was still going.",
@@ -166,10 +178,13 @@ func New(agent string) *Metrics {
 		buildInfo: gauge("build_info",
 			"Always 1; the labels say which otpprobe build is running.",
 			"version", "goversion"),
-		labels:         newLimiter(maxLabelValues),
-		lastTimestamps: make(map[[4]string]float64),
-		routeStates:    make(map[string][]string),
+		labels:          newLimiter(maxLabelValues),
+		lastTimestamps:  make(map[[4]string]float64),
+		routeStates:     make(map[string][]string),
+		lastFinishedSet: map[string]bool{},
 	}
+	m.probeInterval, m.probeDeadline, m.lastFinished = newProbeGauges(gauge)
+	m.reloadOK, m.reloadAt = newReloadGauges(gauge)
 	w.MustRegister(m.latency)
 	m.SetVersion(moduleVersion())
 	m.handler = promhttp.InstrumentMetricHandler(w, promhttp.HandlerFor(reg, promhttp.HandlerOpts{

@@ -87,7 +87,7 @@ otpprobe_auth_results_total{agent="eu-1",method="arc",provider="outlook",result=
 otpprobe_last_attempt_timestamp_seconds{agent="eu-1",probe="otp",provider="gmail",sender="m365"} 1795000020
 otpprobe_last_attempt_timestamp_seconds{agent="eu-1",probe="otp",provider="outlook",sender="m365"} 1795000040
 otpprobe_last_attempt_timestamp_seconds{agent="eu-1",probe="otp",provider="yahoo",sender="backup"} 1795000060
-# HELP otpprobe_last_success_timestamp_seconds Creation time of the newest attempt that reached the inbox (late or not).
+# HELP otpprobe_last_success_timestamp_seconds Creation time of the newest attempt that reached the inbox (late or not); the process's start until the first.
 # TYPE otpprobe_last_success_timestamp_seconds gauge
 otpprobe_last_success_timestamp_seconds{agent="eu-1",probe="otp",provider="gmail",sender="m365"} 1795000010.25
 otpprobe_last_success_timestamp_seconds{agent="eu-1",probe="otp",provider="outlook",sender="m365"} 1795000040
