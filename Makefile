@@ -7,7 +7,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 BUILD_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null)
 LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main.buildTime=$(BUILD_TIME)
 
-.PHONY: build test lint lab bench fuzz clean
+.PHONY: build test lint lab bench fuzz clean screenshots
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/otpprobe
@@ -25,6 +25,12 @@ lint:
 # The demo: a whole mail world on loopback and the prober pointed at it.
 lab: build
 	$(BIN) lab
+
+# The README's screenshots: the browser test against a running lab writes
+# them to docs/ (needs Debian's chromium: scripts/testservers.sh install).
+screenshots:
+	mkdir -p docs
+	OTPPROBE_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run '^TestDashboardInBrowser$$' ./cmd/otpprobe/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

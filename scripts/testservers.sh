@@ -21,7 +21,9 @@ readonly IMAP_IP=127.0.0.60
 readonly SUBMISSION_IP=127.0.0.61
 readonly DOMAIN=interop.test
 # libnet-ssleay-perl: swaks's STARTTLS (only a Recommends of swaks).
-readonly PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve swaks libnet-ssleay-perl curl)
+# chromium (+ fonts-liberation, only its Recommends) for the dashboard's
+# browser tests (cmd/otpprobe TestDashboardInBrowser).
+readonly PACKAGES=(postfix dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve swaks libnet-ssleay-perl curl chromium fonts-liberation)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
