@@ -36,7 +36,7 @@ const (
 )
 
 // M365Modes lists the ConfigOptions.M365 values.
-var M365Modes = []string{M365OAuth2, M365OAuth2Cert, M365Password}
+var M365Modes = []string{M365OAuth2, M365OAuth2Cert, M365Password, M365Graph}
 
 // WriteConfig writes, into o.Dir, the password files and an otpprobe config
 // that probes every sender of e against every mailbox, and returns the

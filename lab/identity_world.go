@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/otpprobe/otpprobe/lab/graph"
 	"github.com/otpprobe/otpprobe/lab/identity"
 )
 
@@ -67,6 +68,25 @@ func (w *World) appCertificate() (*x509.Certificate, string, error) {
 	return cert, path, os.WriteFile(path, data, 0o600)
 }
 
+// startGraph runs the Graph-like sendMail endpoint in front of the m365
+// submission pipeline.
+func (w *World) startGraph() error {
+	tlsCfg, err := w.ca.ServerTLS(GraphHost, GraphIP)
+	if err != nil {
+		return err
+	}
+	m365 := w.senders[SenderM365]
+	w.graph, err = graph.Start(graph.Config{Addr: net.JoinHostPort(GraphIP, "0"), Host: GraphIP, TLS: tlsCfg,
+		Verify: func(tok string) (*identity.Claims, error) {
+			return w.identity.Verify(tok, identity.AudienceGraph, identity.RoleMailSend)
+		},
+		Users: []string{SenderUsername}, Submit: m365.SubmitMIME, Logger: w.log.With("component", "graph")})
+	if err != nil {
+		return fmt.Errorf("lab graph: %w", err)
+	}
+	return nil
+}
+
 // verifyOutlookToken checks an XOAUTH2 token for SMTP submission.
 func (w *World) verifyOutlookToken(permission string) func(user, token string) error {
 	return func(user, token string) error {
@@ -83,6 +103,11 @@ func (w *World) verifyOutlookToken(permission string) func(user, token string) e
 
 // Identity is the world's identity platform.
 func (w *World) Identity() *identity.Server { return w.identity }
+
+func (w *World) setGraphFault(f graph.Faults) error {
+	w.graph.SetFaults(f)
+	return nil
+}
 
 func (w *World) setIdentityFault(change func(*identity.Faults)) error {
 	w.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/otpprobe/otpprobe/lab/dnsserver"
+	"github.com/otpprobe/otpprobe/lab/graph"
 	"github.com/otpprobe/otpprobe/lab/identity"
 	"github.com/otpprobe/otpprobe/lab/receiver"
 	"github.com/otpprobe/otpprobe/lab/sender"
@@ -90,6 +91,10 @@ var scenarios = []Scenario{
 		func(w *World) error { return w.setIdentityFault(func(f *identity.Faults) { f.SecretExpired = true }) }},
 	{"oauth-refresh-revoked", "every refresh token was revoked: the token endpoint answers invalid_grant AADSTS70008",
 		func(w *World) error { return w.setIdentityFault(func(f *identity.Faults) { f.RefreshRevoked = true }) }},
+	{"graph-throttled", "Microsoft Graph throttles sendMail: 429 ApplicationThrottled with Retry-After: 7",
+		func(w *World) error {
+			return w.setGraphFault(graph.Faults{Throttle: true, RetryAfter: 7 * time.Second})
+		}},
 	{"flaky", "the M365 service accepts every message but silently loses 10% of them",
 		func(w *World) error {
 			return w.setSenderFault(SenderM365, func(f *sender.Faults) { f.LossRate = 0.10 })

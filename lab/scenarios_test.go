@@ -112,6 +112,7 @@ var scenarioTable = []struct {
 	{"m365-basic-auth-disabled", same(want{result: "refused"}), same(pass3)},
 	{"oauth-secret-expired", same(pass3), same(pass3)},
 	{"oauth-refresh-revoked", same(pass3), same(pass3)},
+	{"graph-throttled", same(pass3), same(pass3)},
 }
 
 func TestScenarioTable(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/otpprobe/otpprobe/lab/dnsserver"
 	"github.com/otpprobe/otpprobe/lab/forwarder"
+	"github.com/otpprobe/otpprobe/lab/graph"
 	"github.com/otpprobe/otpprobe/lab/identity"
 	"github.com/otpprobe/otpprobe/lab/mailstore"
 	"github.com/otpprobe/otpprobe/lab/receiver"
@@ -64,6 +65,7 @@ type World struct {
 	mx          *receiver.Server
 	forwarder   *forwarder.Server
 	identity    *identity.Server
+	graph       *graph.Server
 	appSecret   string // the m365 app's client secret
 	appCertFile string
 
@@ -172,6 +174,9 @@ func Start(ctx context.Context, opts Options) (_ *World, err error) {
 		return nil, err
 	}
 	if err = w.startSender(SenderM365, M365IP, M365SubmitHost, M365RelayHelo, M365ActiveSelector, sender.StyleM365, m365Key); err != nil {
+		return nil, err
+	}
+	if err = w.startGraph(); err != nil {
 		return nil, err
 	}
 	if err = w.startSender(SenderBackup, BackupIP, BackupSubmitHost, BackupRelayHelo, BackupSelector, sender.StyleRelay, backupKey); err != nil {
@@ -328,7 +333,7 @@ func (w *World) Endpoints() *Endpoints {
 			Username: SenderUsername, Password: w.senderPws[s.name], From: OTPFromHeader, EnvelopeFrom: s.envelope, Bounces: s.bounces}
 		if s.name == SenderM365 {
 			ep.OAuth2 = &OAuth2App{Authority: w.identity.Authority(), Tenant: TenantID, ClientID: M365ClientID,
-				ClientSecret: w.appSecret, CertFile: w.appCertFile}
+				ClientSecret: w.appSecret, CertFile: w.appCertFile, GraphURL: w.graph.URL()}
 		}
 		e.Senders = append(e.Senders, ep)
 	}
@@ -429,6 +434,7 @@ func (w *World) Reset() error {
 	}
 	w.identityFaults = identity.Faults{}
 	w.identity.SetFaults(w.identityFaults)
+	w.graph.SetFaults(graph.Faults{})
 	w.applied = []string{Healthy}
 	return nil
 }
@@ -462,6 +468,9 @@ func (w *World) Close() error {
 	}
 	if w.identity != nil {
 		errs = append(errs, w.identity.Close())
+	}
+	if w.graph != nil {
+		errs = append(errs, w.graph.Close())
 	}
 	if w.mx != nil {
 		errs = append(errs, w.mx.Close())

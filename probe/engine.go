@@ -49,7 +49,7 @@ type Engine struct {
 	cfg      *targets.Config
 	opts     Options
 	log      *slog.Logger
-	senders  map[string]*Sender
+	senders  map[string]Submitter
 	watchers map[string][]*Watcher // by seed mailbox name
 	bounces  []*Watcher            // one per bounce mailbox (targets.Config.BounceMailboxes)
 
@@ -78,13 +78,13 @@ func New(cfg *targets.Config, opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, opts: opts, log: opts.Logger,
-		senders:  map[string]*Sender{},
+		senders:  map[string]Submitter{},
 		watchers: map[string][]*Watcher{},
 		flights:  newInflight(),
 		done:     make(chan struct{}),
 	}
 	for _, s := range cfg.Senders {
-		snd, err := NewSender(s, credentials(s.Auth))
+		snd, err := NewSubmitter(s)
 		if err != nil {
 			return nil, fmt.Errorf("sender %s: %w", s.Name, err)
 		}

@@ -42,6 +42,9 @@ type SendError struct {
 	// later try to succeed. 5xx replies and TLS or protocol errors are not.
 	Temporary bool
 	Err       error
+	// Via is the protocol when it is not SMTP: "graph" (Code is then the
+	// HTTP status).
+	Via string
 	// Transcript is the dialogue up to the failure, AUTH redacted.
 	Transcript string
 }
@@ -50,6 +53,12 @@ type SendError struct {
 // secret: the server's text is whatever the server said, and the Sender
 // scrubs the credential it used from it.
 func (e *SendError) Error() string {
+	if e.Via != "" {
+		if e.Err == nil {
+			return e.Via + " " + e.Stage + ": failed"
+		}
+		return e.Via + " " + e.Stage + ": " + oneLine(e.Err.Error())
+	}
 	var smtpErr *smtp.SMTPError
 	if e.Code != 0 && errors.As(e.Err, &smtpErr) {
 		reply := fmt.Sprint(e.Code)

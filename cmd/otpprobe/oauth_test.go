@@ -28,6 +28,11 @@ func TestLabOnceOAuthScenarios(t *testing.T) {
 		{scenario: "oauth-secret-expired", m365: lab.M365OAuth2, outcome: "send_failed", stage: "token",
 			diagnosis: []string{"could not get an OAuth2 access token", "invalid_client", "AADSTS7000222", "client secret"}},
 		{scenario: "oauth-secret-expired", m365: lab.M365OAuth2Cert, outcome: "inbox"}, // the certificate still works
+		{scenario: lab.Healthy, m365: lab.M365Graph, outcome: "inbox"},
+		{scenario: "graph-throttled", m365: lab.M365Graph, outcome: "send_failed", stage: "submit", code: 429,
+			diagnosis: []string{"Microsoft Graph throttled the sendMail of m365 with HTTP 429", "ApplicationThrottled", "Retry-After 7s"}},
+		{scenario: "oauth-secret-expired", m365: lab.M365Graph, outcome: "send_failed", stage: "token",
+			diagnosis: []string{"could not get an OAuth2 access token", "AADSTS7000222"}},
 	} {
 		t.Run(tc.scenario+"/"+tc.m365, func(t *testing.T) {
 			want := exitOK

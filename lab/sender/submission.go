@@ -1,6 +1,7 @@
 package sender
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/subtle"
 	"fmt"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
@@ -212,3 +216,47 @@ type slogAdapter struct{ l *slog.Logger }
 
 func (a slogAdapter) Printf(format string, v ...any) { a.l.Warn(fmt.Sprintf(format, v...)) }
 func (a slogAdapter) Println(v ...any)               { a.l.Warn(strings.TrimSuffix(fmt.Sprintln(v...), "\n")) }
+
+// SubmitMIME takes a message the way Graph sendMail hands it over: on
+// behalf of user (its mailbox is the envelope sender), to the To, Cc and
+// Bcc of the message. It runs the submission pipeline's checks, DKIM
+// signing and queue, and returns the queue ID and Message-ID.
+func (s *Server) SubmitMIME(user, remoteIP string, raw []byte) (qid, msgID string, err error) {
+	start := time.Now()
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		return "", "", errMalformed
+	}
+	mh := mail.Header{Header: message.Header{Header: h}}
+	var rcpts []string
+	for _, f := range []string{"To", "Cc", "Bcc"} {
+		list, err := mh.AddressList(f)
+		if err != nil {
+			return "", "", errNoRcpt
+		}
+		for _, a := range list {
+			rcpts = append(rcpts, a.Address)
+		}
+	}
+	if len(rcpts) == 0 {
+		return "", "", errNoRcpt
+	}
+	qid = s.newQueueID()
+	msg, msgID, err := s.prepare(raw, trace{helo: "graph", remoteIP: remoteIP, queueID: qid, rcpts: rcpts, at: start})
+	if err != nil {
+		s.stats.rejected.Add(1)
+		return "", "", err
+	}
+	signed, err := sign(s.cfg.DKIM, msg)
+	if err != nil {
+		return "", "", errTempQueue
+	}
+	s.stats.submitted.Add(1)
+	if s.lose() {
+		s.stats.dropped.Add(1)
+		return qid, msgID, nil
+	}
+	s.queue.enqueue(&queuedMessage{id: qid, from: user, data: signed, arrival: start}, rcpts)
+	s.log.Info("graph submission queued", "queue_id", qid, "message_id", msgID, "from", user, "rcpts", len(rcpts), "bytes", len(signed))
+	return qid, msgID, nil
+}

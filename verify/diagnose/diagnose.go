@@ -139,6 +139,22 @@ func sendFailure(e Evidence) string {
 		return fmt.Sprintf("The submission server of %s rejected our credentials with %s (%s).", e.Sender, code, reply)
 	case "token":
 		return fmt.Sprintf("%s could not get an OAuth2 access token, so nothing was submitted (%s).", e.Sender, reply)
+	case "submit": // Microsoft Graph sendMail; the code is the HTTP status
+		switch c := e.SMTP.Code; {
+		case c == 429:
+			return fmt.Sprintf("Microsoft Graph throttled the sendMail of %s with HTTP 429 and asked it to wait before the next request (%s); "+
+				"OTP mail sent through this app is delayed or refused while it lasts.", e.Sender, reply)
+		case c == 401:
+			return fmt.Sprintf("Microsoft Graph refused the access token of %s with HTTP 401 (%s).", e.Sender, reply)
+		case c == 403:
+			return fmt.Sprintf("Microsoft Graph denied %s with HTTP 403: the app lacks the Mail.Send application permission or an "+
+				"application access policy excludes the mailbox (%s).", e.Sender, reply)
+		case c >= 500:
+			return fmt.Sprintf("Microsoft Graph failed the sendMail of %s with HTTP %d (%s).", e.Sender, c, reply)
+		case c == 0:
+			return fmt.Sprintf("Microsoft Graph could not be reached for %s (%s).", e.Sender, reply)
+		}
+		return fmt.Sprintf("Microsoft Graph refused the sendMail of %s with HTTP %d (%s).", e.Sender, e.SMTP.Code, reply)
 	case "interrupted":
 		return "otpprobe stopped during the submission and the canary never arrived."
 	case "compose":
