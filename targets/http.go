@@ -239,3 +239,14 @@ func (c *ClientAuth) check(path, dir string) error {
 	}
 	return nil
 }
+
+// ReadTokenFile reads a bearer token file as http.tokens does (for
+// clients such as otpprobe healthcheck); errors name the file, never its
+// content.
+func ReadTokenFile(path string) (string, error) {
+	s, err := readSecretFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(s), nil
+}

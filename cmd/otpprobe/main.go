@@ -39,6 +39,7 @@ func commands() []command {
 		{"attempts", "the attempt history: 'attempts [filters]', 'attempts show ID'", cmdAttempts},
 		{"incidents", "incidents: from a sender's first unhealthy round to its recovery", cmdIncidents},
 		{"evidence", "write a postmortem evidence bundle (zip or directory) for attempts, a route's window or an incident", cmdEvidence},
+		{"healthcheck", "GET /healthz (or --url) of a running otpprobe; exit 0 when it answers 2xx (container health checks)", cmdHealthcheck},
 		{"version", "print the version, VCS revision and Go version (also --version)", cmdVersion},
 		{"inspect", "print the verdicts in a message's headers (Authentication-Results, ARC, spam, DSN) as JSON", cmdInspect},
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -359,5 +360,31 @@ func TestLogLevelFlag(t *testing.T) {
 	logger.Warn("shown")
 	if strings.Contains(buf.String(), "hidden") || !strings.Contains(buf.String(), "shown") {
 		t.Errorf("at warn: %s", buf.String())
+	}
+}
+
+func TestHealthcheck(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer read-0123456789abcdef" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		if r.URL.Path == "/readyz" {
+			http.Error(w, "store down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	}))
+	defer srv.Close()
+	tok := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tok, []byte("read-0123456789abcdef\n"), 0o600)
+	if code, out, _ := run(t, context.Background(), "healthcheck", "--url", srv.URL+"/healthz", "--token-file", tok); code != exitOK || out != "200 ok\n" {
+		t.Errorf("healthy: exit %d %q", code, out)
+	}
+	if code, out, _ := run(t, context.Background(), "healthcheck", "--url", srv.URL+"/readyz", "--token-file", tok); code != exitFailed || !strings.Contains(out, "503 store down") {
+		t.Errorf("not ready: exit %d %q", code, out)
+	}
+	if code, _, _ := run(t, context.Background(), "healthcheck", "--url", srv.URL+"/healthz"); code != exitFailed {
+		t.Errorf("without the token: exit %d", code)
 	}
 }
