@@ -83,6 +83,14 @@ func (w *Watcher) learnFrom(domain, sender, header string, at time.Time) {
 	}
 	w.mu.Lock()
 	if cur, ok := w.seen[sender]; !ok || !at.Before(cur.at) {
+		// A receiver that names no address (or no signature) does not
+		// make the sender's known one unknown.
+		if src == "" {
+			src = cur.source
+		}
+		if len(sigs) == 0 {
+			sigs = cur.signers
+		}
 		w.seen[sender] = seenFrom{source: src, signers: sigs, at: at}
 	}
 	w.mu.Unlock()

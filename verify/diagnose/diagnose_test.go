@@ -43,7 +43,16 @@ func TestSignaturesAndSourceIP(t *testing.T) {
 	if ip := SourceIP(gmail); !ip.Equal(net.ParseIP("2001:db8::12")) {
 		t.Errorf("SourceIP = %v, want the IPv6 literal", ip)
 	}
-	for _, h := range []string{"", "not a header", "DKIM-Signature: v=1; d=; s=x\r\n\r\n"} {
+	yahoo := "Received: from 127.0.0.1\r\n by atlas-production.v2-mail-prod1-gq1.omega.yahoo.com with HTTP; Sat, 9 Jul 2022 10:40:00 +0000\r\n" +
+		"X-Originating-Ip: [166.216.152.37]\r\nReceived-SPF: pass (domain of mms.att.net designates 166.216.152.37 as permitted sender)\r\n\r\n"
+	if ip := SourceIP(yahoo); !ip.Equal(net.ParseIP("166.216.152.37")) {
+		t.Errorf("SourceIP = %v, want the address Yahoo's Received-SPF names", ip)
+	}
+	bare := "Received: from 192.0.2.7 (EHLO out.example)\r\n by 10.197.33.10 with SMTPs; Mon, 23 Nov 2026 18:29:49 +0000\r\nReceived-SPF: none (domain of x does not designate permitted sender hosts)\r\n\r\n"
+	if ip := SourceIP(bare); !ip.Equal(net.ParseIP("192.0.2.7")) {
+		t.Errorf("SourceIP = %v, want the bare address after from", ip)
+	}
+	for _, h := range []string{"", "not a header", "DKIM-Signature: v=1; d=; s=x\r\n\r\n", "Received: from 127.0.0.1 by mx with HTTP; x\r\n\r\n"} {
 		if Signatures(h) != nil || SourceIP(h) != nil {
 			t.Errorf("%q: signatures %v, source %v; want none", h, Signatures(h), SourceIP(h))
 		}

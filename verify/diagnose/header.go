@@ -43,22 +43,39 @@ func Signatures(header string) []Signature {
 var (
 	clientIP  = regexp.MustCompile(`(?i)\bclient-ip=([0-9a-f.:]+)`)
 	ipLiteral = regexp.MustCompile(`[\[(]([0-9a-fA-F.:]*[.:][0-9a-fA-F.:]*)[\])]`)
+	// Yahoo's Received-SPF has no client-ip, only the comment: "(domain
+	// of x designates 192.0.2.1 as permitted sender)", "does not
+	// designate 192.0.2.1 as …".
+	designates = regexp.MustCompile(`(?i)\bdesignates? ([0-9a-f.:]+) as permitted sender`)
+	// Yahoo's Received names the client bare: "from 192.0.2.1 (EHLO x)".
+	bareFrom = regexp.MustCompile(`(?i)^\s*from\s+([0-9a-f.:]+[.:][0-9a-f.:]*)\s`)
 )
 
 // SourceIP returns the address that delivered the canary to the provider:
-// Received-SPF's client-ip, else the IP literal in the from clause of the
-// topmost Received header; nil when neither is there.
+// Received-SPF's client-ip (or the address its comment names), else the
+// address in the from clause of the topmost Received header; nil when
+// neither is there.
 func SourceIP(header string) net.IP {
 	h, ok := parseHeader(header)
 	if !ok {
 		return nil
 	}
-	if m := clientIP.FindStringSubmatch(h.Get("Received-SPF")); m != nil {
-		if ip := net.ParseIP(m[1]); ip != nil {
-			return ip
+	spf := h.Get("Received-SPF")
+	for _, re := range []*regexp.Regexp{clientIP, designates} {
+		if m := re.FindStringSubmatch(spf); m != nil {
+			if ip := net.ParseIP(m[1]); ip != nil {
+				return ip
+			}
 		}
 	}
 	from, _, _ := strings.Cut(h.Get("Received"), " by ")
+	if m := bareFrom.FindStringSubmatch(from); m != nil {
+		// "from 127.0.0.1 by …" is the provider's own hand-over (Yahoo's
+		// HTTP hop), not the sender's relay.
+		if ip := net.ParseIP(m[1]); ip != nil && !ip.Equal(net.IPv4(127, 0, 0, 1)) && !ip.Equal(net.IPv6loopback) {
+			return ip
+		}
+	}
 	for _, m := range ipLiteral.FindAllStringSubmatch(from, -1) {
 		if ip := net.ParseIP(strings.TrimPrefix(strings.ToLower(m[1]), "ipv6:")); ip != nil {
 			return ip
