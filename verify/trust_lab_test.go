@@ -34,7 +34,7 @@ func TestForgedAuthResultsThroughLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	path, err := w.Endpoints().WriteConfig(lab.ConfigOptions{Dir: t.TempDir()})
+	path, err := w.Endpoints().WriteConfig(lab.ConfigOptions{Dir: t.TempDir(), M365: lab.M365Password}) // sendForged logs in with the password
 	if err != nil {
 		t.Fatal(err)
 	}
