@@ -10,12 +10,26 @@ go vet ./...
 
 # Real servers for the interop tests: Dovecot + Postfix on loopback.
 state=$(mktemp -d /tmp/otpprobe-ts.XXXXXX)
-cleanup() { scripts/testservers.sh down "$state" >/dev/null 2>&1 || true; rm -rf "$state"; }
+pgstate=$(mktemp -d /tmp/otpprobe-pg.XXXXXX)
+cleanup() {
+  scripts/testservers.sh down "$state" >/dev/null 2>&1 || true
+  scripts/pgtest.sh down "$pgstate" >/dev/null 2>&1 || true
+  rm -rf "$state" "$pgstate"
+}
 trap cleanup EXIT
 if scripts/testservers.sh up "$state"; then
   export OTPPROBE_INTEROP_ENDPOINTS="$state/endpoints.json"
 else
   echo "testservers: could not start Dovecot/Postfix; interop tests will skip (and fail under CI=true)"
+fi
+
+# A throw-away PostgreSQL for the store tests (under CI=true they fail
+# without it).
+if scripts/pgtest.sh up "$pgstate"; then
+  export OTPPROBE_POSTGRES_URL="$(cat "$pgstate/url")"
+  export OTPPROBE_POSTGRES_RESTART="$PWD/scripts/pgtest.sh restart $pgstate"
+else
+  echo "pgtest: could not start PostgreSQL; the PostgreSQL store tests will skip (and fail under CI=true)"
 fi
 
 echo "== promtool check rules, promtool test rules (configs/prometheus)"
