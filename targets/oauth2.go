@@ -174,3 +174,25 @@ func (o *OAuth2) RefreshTokenPresent() bool {
 	st, err := os.Stat(o.RefreshTokenFile)
 	return err == nil && st.Size() > 0
 }
+
+// Warnings are problems that do not stop a config from loading but will
+// stop it from working: today, password logins to Microsoft, which
+// disables SMTP AUTH with Basic authentication for Exchange Online by
+// default at the end of December 2026 and takes only OAuth2 for
+// Outlook.com IMAP.
+func (c *Config) Warnings() []string {
+	var out []string
+	for i, s := range c.Senders {
+		if s.Preset == PresetM365 && (s.Auth.Mechanism == AuthPlain || s.Auth.Mechanism == AuthLogin) {
+			out = append(out, field(item("senders", i, s.Name), "auth")+": the m365 preset logs in with a password (SMTP AUTH Basic), "+
+				"which Exchange Online disables by default at the end of December 2026 (535 5.7.139); use auth.oauth2 (XOAUTH2) or type: graph")
+		}
+	}
+	for i, m := range c.Mailboxes {
+		if m.Provider == ProviderOutlook && (m.Auth.Mechanism == AuthPlain || m.Auth.Mechanism == AuthLogin) {
+			out = append(out, field(item("mailboxes", i, m.Name), "auth")+": Outlook IMAP takes OAuth2 only; "+
+				"a password login will be refused: use auth.oauth2 (otpprobe auth login writes the refresh token)")
+		}
+	}
+	return out
+}

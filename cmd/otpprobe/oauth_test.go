@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -57,5 +60,44 @@ func TestLabOnceOAuthScenarios(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestValidateWarnsPasswordToMicrosoft: a password login with the m365
+// preset or to an outlook mailbox loads (exit 0) with a warning on stderr.
+func TestValidateWarnsPasswordToMicrosoft(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfg, []byte(`senders:
+  - name: m365
+    preset: m365
+    from: "Bank <otp@example.com>"
+    auth: {username: otp@example.com, password: pw-not-printed}
+mailboxes:
+  - name: outlook
+    provider: outlook
+    address: seed@outlook.com
+    auth: {username: seed@outlook.com, password: pw-not-printed}
+probes:
+  - {name: otp, schedule: "@every 1m", senders: [m365], mailboxes: [outlook]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, context.Background(), "validate", "--config", cfg)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"warning: senders[0] (m365).auth: the m365 preset logs in with a password", "535 5.7.139",
+		"warning: mailboxes[0] (outlook).auth: Outlook IMAP takes OAuth2 only"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(out, "warning") || strings.Contains(out+errOut, "pw-not-printed") {
+		t.Errorf("warning on stdout or password printed:\n%s\n%s", out, errOut)
+	}
+	t.Setenv("BACKUP_RELAY_PASSWORD", "relay-pass")
+	code, _, errOut = run(t, context.Background(), "validate", "--config", "../../configs/example.yaml")
+	if code != exitOK || strings.Contains(errOut, "warning") {
+		t.Errorf("the production example warns (exit %d):\n%s", code, errOut)
 	}
 }

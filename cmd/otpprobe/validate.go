@@ -18,6 +18,9 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if cfg == nil {
 		return code
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "otpprobe validate: warning: %s\n", w)
+	}
 	if err := cfg.Describe(stdout); err != nil {
 		fmt.Fprintf(stderr, "otpprobe validate: %v\n", err)
 		return exitRuntime
