@@ -60,12 +60,6 @@ var scenarioDiagnoses = map[string][]expectation{
 	"provider-delay":    {{lab.SenderM365, map[string][]string{lab.ProviderYahoo: {"held inside the provider"}}}},
 	"provider-drop":     {{lab.SenderBackup, map[string][]string{lab.ProviderGmail: {"Accepted by backup", "never delivered", "no bounce"}}}},
 	"flaky":             {{lab.SenderM365, all("Accepted by m365", "never delivered")}},
-	// Sign-in failures depend on how m365 logs in and on the token
-	// cache, not on DNS: cmd/otpprobe's oauth_test diagnoses them per
-	// login mode.
-	"m365-basic-auth-disabled": {},
-	"oauth-secret-expired":     {},
-	"oauth-refresh-revoked":    {},
 }
 
 // notDNS are the scenarios about the prober's own credentials: the engine
