@@ -159,6 +159,8 @@ type Store struct {
 	Driver string `yaml:"driver"` // sqlite (default) | postgres
 	Path   string `yaml:"path"`   // sqlite file; default ./data/otpprobe.db, relative to the working directory
 	DSN    Secret `yaml:"dsn"`    // postgres URL
+	// Retention bounds the history kept (retention.go).
+	Retention Retention `yaml:"retention"`
 }
 
 // HTTP is the metrics and API listener (http.go).

@@ -75,6 +75,7 @@ func (c *Config) applyDefaults() {
 		fill(&p.Message.Subject, DefaultSubject)
 		fill(&p.Message.Body, DefaultBody)
 	}
+	c.Store.Retention.fillDefaults()
 	fill(&c.Store.Driver, DefaultStoreDriver)
 	if c.Store.Driver == DefaultStoreDriver {
 		fill(&c.Store.Path, DefaultStorePath)

@@ -38,6 +38,7 @@ var invalidCases = map[string]string{
 	"not-a-list":            `senders: expected a list, got a mapping (line 3)`,
 	"password-and-file":     `senders[0] (relay).auth.password_file: set either password or password_file, not both`,
 	"store-driver":          `store.driver: must be sqlite or postgres, got "mysql"`,
+	"retention":             `store.retention.attempts: want days (30d), a duration (720h) or forever, got "7x"`,
 	"subject-newline":       `probes[0] (otp).message.subject: renders a line break; a header must be one line`,
 	"subject-no-token":      `probes[0] (otp).message.subject: must contain {{.Token}}: the watcher matches by it when a provider does not index X-Otpprobe-Id`,
 	"syntax":                `invalid YAML: line 2: did not find expected '-' indicator`,

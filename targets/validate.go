@@ -305,6 +305,9 @@ func checkRefs(path, kind string, names []string, known map[string]int) error {
 }
 
 func (s *Store) check() error {
+	if err := s.Retention.check(); err != nil {
+		return err
+	}
 	switch s.Driver {
 	case "sqlite":
 		if s.Path == "" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/metrics"
+	"github.com/otpprobe/otpprobe/reports/retention"
 	"github.com/otpprobe/otpprobe/targets"
 )
 
@@ -86,10 +87,16 @@ func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.L
 			}
 		}
 	}()
+	pruneDone := make(chan struct{}) // retention writes to the store too
+	go func() {
+		defer close(pruneDone)
+		retention.Run(ctx, p.store, retention.Of(cfg.Store.Retention), p.metrics.Pruned, logger.With("component", "retention"))
+	}()
 	go func() {
 		defer close(g.done)
 		sched.Start(ctx) // returns after ctx ends and running rounds finished
 		<-first
+		<-pruneDone
 		<-reports
 		<-dnsDone
 		<-watchers

@@ -87,6 +87,7 @@ type Metrics struct {
 	dnsChanges     *prometheus.CounterVec
 	dnsFindings    *prometheus.GaugeVec
 	buildInfo      *prometheus.GaugeVec
+	pruned         *prometheus.CounterVec
 	probeInterval  *prometheus.GaugeVec
 	probeDeadline  *prometheus.GaugeVec
 	lastFinished   *prometheus.GaugeVec
@@ -175,6 +176,9 @@ func New(agent string) *Metrics {
 		dnsFindings: gauge("dns_findings",
 			"Current DNS posture findings of a sender by severity.",
 			"sender", "severity"),
+		pruned: counter("store_pruned_rows_total",
+			"Rows removed from the store by retention (store.retention), by table.",
+			"table"),
 		buildInfo: gauge("build_info",
 			"Always 1; the labels say which otpprobe build is running.",
 			"version", "goversion"),
@@ -203,6 +207,9 @@ func moduleVersion() string {
 	}
 	return "(devel)"
 }
+
+// Pruned counts rows retention removed from table.
+func (m *Metrics) Pruned(table string, n int64) { m.pruned.WithLabelValues(table).Add(float64(n)) }
 
 // SetVersion replaces the version reported by otpprobe_build_info, for a
 // version set at link time.
