@@ -97,22 +97,25 @@ func New(cfg *targets.Config, opts Options) (*Engine, error) {
 			if role == RoleSpam {
 				folder = FolderJunk
 			}
-			w := NewWatcher(e.watchConfig(*mb, folder), Canaries(e.isLive, func(ar Arrival) { e.onArrival(role, ar) }))
+			w := NewWatcher(e.watchConfig(*mb, folder, ""), Canaries(e.isLive, func(ar Arrival) { e.onArrival(role, ar) }))
 			e.watchers[name] = append(e.watchers[name], w)
 		}
 	}
 	for _, name := range cfg.BounceMailboxes() {
 		mb, _ := cfg.Mailbox(name)
-		e.bounces = append(e.bounces, NewWatcher(e.watchConfig(*mb, "INBOX"), Bounces(e.bounceToken, e.onBounce)))
+		e.bounces = append(e.bounces, NewWatcher(e.watchConfig(*mb, "INBOX", "bounces"), Bounces(e.bounceToken, e.onBounce)))
 	}
 	return e, nil
 }
 
-// watchConfig is the watcher settings of one folder of mb.
-func (e *Engine) watchConfig(mb targets.Mailbox, folder string) WatchConfig {
-	wc := WatchConfig{Mailbox: mb, Folder: folder, Creds: credentials(mb.Auth), Logger: e.log}
+// watchConfig is the watcher settings of one folder of mb; label names
+// it in metrics and health ("" for the folder's own label).
+func (e *Engine) watchConfig(mb targets.Mailbox, folder, label string) WatchConfig {
+	if label == "" {
+		label = folderLabel(folder)
+	}
+	wc := WatchConfig{Mailbox: mb, Folder: folder, Label: label, Creds: credentials(mb.Auth), Logger: e.log}
 	if f := e.opts.LoginFailed; f != nil {
-		label := folderLabel(folder)
 		wc.OnLoginFailure = func(cause string) { f(mb.Name, label, cause) }
 	}
 	return wc
@@ -128,9 +131,7 @@ func (e *Engine) Watchers() []WatchState {
 		}
 	}
 	for _, w := range e.bounces {
-		st := w.State()
-		st.Label = "bounces"
-		out = append(out, st)
+		out = append(out, w.State())
 	}
 	return out
 }

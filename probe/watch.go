@@ -52,7 +52,10 @@ type WatchConfig struct {
 	// Folder is a folder name ("INBOX") or a special-use role (FolderJunk)
 	// to discover; Mailbox.Junk overrides discovery of FolderJunk.
 	Folder string
-	Creds  Credentials
+	// Label names the watcher in metrics and health (mailbox/label);
+	// default INBOX, "junk" for FolderJunk, or the folder's name.
+	Label string
+	Creds Credentials
 	// PollEvery is the polling interval: the safety net when IDLE is used
 	// (default 30s), the only way otherwise (default 5s).
 	PollEvery time.Duration
@@ -144,6 +147,9 @@ func NewWatcher(cfg WatchConfig, cls Classifier) *Watcher {
 	if cfg.Folder == "" {
 		cfg.Folder = "INBOX"
 	}
+	if cfg.Label == "" {
+		cfg.Label = folderLabel(cfg.Folder)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -155,7 +161,7 @@ func NewWatcher(cfg WatchConfig, cls Classifier) *Watcher {
 		poke:       make(chan struct{}, 1),
 		cmdTimeout: cmdTimeout,
 		delivered:  make(map[string]struct{}),
-		state:      WatchState{Mailbox: cfg.Mailbox.Name, Label: folderLabel(cfg.Folder), Status: WatchStopped},
+		state:      WatchState{Mailbox: cfg.Mailbox.Name, Label: cfg.Label, Status: WatchStopped},
 	}
 }
 
