@@ -210,7 +210,9 @@ func authenticate(c *imapclient.Client, mb targets.Mailbox, user, secret string)
 		if !caps.Has(imap.AuthCap("XOAUTH2")) {
 			return errors.New("server does not offer AUTH=XOAUTH2")
 		}
-		return c.Authenticate(newXOAUTH2Client(user, secret))
+		xc := newXOAUTH2Client(user, secret)
+		xc.cancel = true // the caller closes the connection on failure
+		return c.Authenticate(xc)
 	case targets.AuthLogin:
 		return c.Login(user, secret).Wait()
 	case targets.AuthPlain, "":

@@ -329,7 +329,16 @@ func (x *exchange) auth() error {
 		return x.fail(StageAuth, fmt.Errorf("credentials: %w", err))
 	}
 	x.secret = secret
-	if err := x.c.Auth(saslClient(x.s.mech, user, secret)); err != nil {
+	client := saslClient(x.s.mech, user, secret)
+	if err := x.c.Auth(client); err != nil {
+		// XOAUTH2's error challenge says why the token was refused; the
+		// final 535 rarely does.
+		var smtpErr *smtp.SMTPError
+		if xc, ok := client.(*xoauth2Client); ok && xc.rejected != nil && errors.As(err, &smtpErr) {
+			e := *smtpErr
+			e.Message = strings.TrimSpace(e.Message + " (" + xc.rejected.Error() + ")")
+			err = &e
+		}
 		return x.fail(StageAuth, err)
 	}
 	return nil

@@ -20,6 +20,8 @@ set -euo pipefail
 readonly IMAP_IP=127.0.0.60
 readonly SUBMISSION_IP=127.0.0.61
 readonly DOMAIN=interop.test
+readonly OAUTH2_ISSUER=https://login.interop.test/v2.0
+readonly OAUTH2_AUDIENCE=otpprobe-interop
 # libnet-ssleay-perl: swaks's STARTTLS (only a Recommends of swaks).
 # chromium (+ fonts-liberation, only its Recommends) for the dashboard's
 # browser tests (cmd/otpprobe TestDashboardInBrowser).
@@ -147,17 +149,27 @@ ssl_cert = <$dir/tls/server.pem
 ssl_key = <$dir/tls/server.key
 ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = yes
-auth_mechanisms = plain login
+auth_mechanisms = plain login xoauth2 oauthbearer
 # Tests hit wrong passwords on purpose: no 2 s penalty each time.
 auth_failure_delay = 0
 
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%u $d/users
 }
+# XOAUTH2 and OAUTHBEARER with JWTs the tests mint (HS256, key under
+# oauth2/keys), validated locally without network (see TEST-SERVERS.md).
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = $d/oauth2.conf.ext
+}
+# allow_all_users: the oauth2 passdb cannot answer LMTP's user lookups;
+# Postfix's vmailbox list already limits who gets mail.
 userdb {
   driver = static
-  args = uid=$mail_uid gid=$mail_gid home=$dir/mail/%d/%n
+  args = uid=$mail_uid gid=$mail_gid home=$dir/mail/%d/%n allow_all_users=yes
 }
 mail_location = maildir:~/Maildir
 first_valid_uid = 1
@@ -221,6 +233,18 @@ plugin {
   sieve_before = $d/sieve/spam.sieve
 }
 EOF
+	mkdir -p "$d/oauth2/keys/default/HS256"
+	printf '%s' "$oauth2_key" >"$d/oauth2/keys/default/HS256/default"
+	cat >"$d/oauth2.conf.ext" <<EOF
+introspection_mode = local
+local_validation_key_dict = fs:posix:prefix=$d/oauth2/keys/
+username_attribute = upn
+issuers = $OAUTH2_ISSUER
+client_id = $OAUTH2_AUDIENCE
+scope = mail
+EOF
+	chown -R root:dovecot "$d/oauth2" "$d/oauth2.conf.ext"
+	chmod -R g+rX,o-rwx "$d/oauth2" "$d/oauth2.conf.ext"
 	cat >"$d/sieve/spam.sieve" <<'EOF'
 require ["fileinto", "mailbox"];
 if header :contains "X-Spam-Flag" "YES" {
@@ -333,6 +357,11 @@ write_endpoints() {
 EOF
 	chmod 600 "$tmp"
 	mv "$tmp" "$dir/endpoints.json"
+	# The key and claims Dovecot's oauth2 passdb accepts: tests mint
+	# their own tokens with them.
+	printf '{"hs256_key": "%s", "issuer": "%s", "audience": "%s", "scope": "mail"}\n' \
+		"$oauth2_key" "$OAUTH2_ISSUER" "$OAUTH2_AUDIENCE" >"$dir/oauth2.json"
+	chmod 600 "$dir/oauth2.json"
 }
 
 postfix_pid() { echo "$dir/pf/q/pid/master.pid"; }
@@ -372,6 +401,7 @@ cmd_up() {
 	imap_port=$(free_port "$IMAP_IP")
 	submission_port=$(free_port "$SUBMISSION_IP")
 	seed_pw=$(random_secret) bounces_pw=$(random_secret) sender_pw=$(random_secret)
+	oauth2_key=$(head -c 32 /dev/urandom | base64)
 	(( ${#dir} + 20 < 108 )) || die "state directory path too long for unix sockets: $dir"
 
 	make_certs
