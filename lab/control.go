@@ -83,7 +83,7 @@ func (w *World) State() State {
 		st.Senders[name] = SenderState{Addr: s.Addr(), Queue: s.QueueLen(), Faults: s.Faults(), Stats: s.Stats()}
 	}
 	for name, m := range w.stores {
-		st.Mailboxes[name] = MailboxState{Addr: m.Addr(), Deliveries: len(m.Deliveries())}
+		st.Mailboxes[name] = MailboxState{Addr: m.Addr(), Deliveries: m.DeliveryCount()}
 	}
 	return st
 }

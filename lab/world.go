@@ -43,6 +43,9 @@ type Options struct {
 	// LossSource drives the flaky scenario's losses; tests seed it to make
 	// them reproducible. Default: random.
 	LossSource mrand.Source
+	// TrashAfter is how long the providers keep a message in Trash
+	// (default 2m: their 30 days in lab time); negative keeps it.
+	TrashAfter time.Duration
 }
 
 // World is a running mail world. Start it, read Endpoints, Apply scenarios,
@@ -202,6 +205,17 @@ func (w *World) writeCA() error {
 	return os.WriteFile(w.caFile, w.ca.CertPEM(), 0o644)
 }
 
+// trashAfter is Options.TrashAfter with its default.
+func (w *World) trashAfter() time.Duration {
+	switch {
+	case w.opts.TrashAfter < 0:
+		return 0
+	case w.opts.TrashAfter == 0:
+		return 2 * time.Minute
+	}
+	return w.opts.TrashAfter
+}
+
 func (w *World) startReceivers() error {
 	var hosts []receiver.Host
 	for _, p := range providers() {
@@ -214,6 +228,7 @@ func (w *World) startReceivers() error {
 			TLS:         tlsCfg,
 			JunkFolder:  p.profile.JunkFolder,
 			TrashFolder: p.profile.TrashFolder,
+			TrashAfter:  w.trashAfter(),
 		})
 		if err != nil {
 			return fmt.Errorf("lab %s imap: %w", p.name, err)

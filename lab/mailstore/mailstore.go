@@ -38,6 +38,9 @@ type Config struct {
 	TrashFolder string
 	// Logger receives server errors; nil discards them.
 	Logger *slog.Logger
+	// TrashAfter empties Trash the way providers do (EmptyTrash every
+	// TrashAfter); 0 keeps everything.
+	TrashAfter time.Duration
 }
 
 // Delivery is one message the lab put into a mailbox.
@@ -66,8 +69,11 @@ type Server struct {
 	mu         sync.Mutex
 	users      map[string]*imapmemserver.User
 	mailboxes  map[string]map[string]struct{} // user → mailbox names, mirrors imapmemserver
-	deliveries []Delivery
+	deliveries []Delivery                     // the newest maxDeliveries
+	delivered  int
+	trashSeen  map[string]imap.UIDSet // user → UIDs in Trash at the last EmptyTrash
 	done       chan struct{}
+	stop       chan struct{} // closed by Close: stops the Trash emptier
 }
 
 // Start listens on cfg.Addr and serves IMAP until Close.
@@ -93,6 +99,8 @@ func Start(cfg Config) (*Server, error) {
 		users:     make(map[string]*imapmemserver.User),
 		mailboxes: make(map[string]map[string]struct{}),
 		done:      make(chan struct{}),
+		stop:      make(chan struct{}),
+		trashSeen: map[string]imap.UIDSet{},
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -125,6 +133,9 @@ func Start(cfg Config) (*Server, error) {
 		defer close(s.done)
 		_ = s.srv.Serve(s.gate)
 	}()
+	if cfg.TrashAfter > 0 {
+		go s.emptyTrashEvery(cfg.TrashAfter)
+	}
 	return s, nil
 }
 
@@ -133,6 +144,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Close stops the server and closes every connection.
 func (s *Server) Close() error {
+	close(s.stop)
 	err := s.srv.Close()
 	s.ln.Close() // imapserver closes only listeners its Serve already registered
 	<-s.done
@@ -180,6 +192,10 @@ func (s *Server) Deliver(username, folder string, msg []byte) (time.Time, error)
 	msgID, probeID := headerIDs(msg)
 	s.mu.Lock()
 	s.deliveries = append(s.deliveries, Delivery{User: username, Folder: folder, MessageID: msgID, ProbeID: probeID, At: at})
+	s.delivered++
+	if len(s.deliveries) > maxDeliveries {
+		s.deliveries = append([]Delivery(nil), s.deliveries[len(s.deliveries)-maxDeliveries/2:]...)
+	}
 	s.mu.Unlock()
 	return at, nil
 }

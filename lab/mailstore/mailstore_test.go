@@ -250,3 +250,36 @@ func TestOutage(t *testing.T) {
 		t.Errorf("after the outage: %v", err)
 	}
 }
+
+// TestEmptyTrash: a message goes at the second EmptyTrash after it
+// arrived in Trash, as a provider empties Trash after a while; the inbox
+// is never touched.
+func TestEmptyTrash(t *testing.T) {
+	s, _ := startStore(t, "Junk", "Trash")
+	for _, f := range []string{"Trash", "INBOX"} {
+		if _, err := s.Deliver("seed", f, msg("old-"+f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.EmptyTrash(); n != 0 {
+		t.Errorf("first EmptyTrash removed %d, want 0 (nothing had been there a period yet)", n)
+	}
+	if _, err := s.Deliver("seed", "Trash", msg("new")); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.EmptyTrash(); n != 1 {
+		t.Errorf("second EmptyTrash removed %d, want 1", n)
+	}
+	if got := s.Count("seed", "Trash"); got != 1 {
+		t.Errorf("Trash holds %d, want the newer 1", got)
+	}
+	if got := s.Count("seed", "INBOX"); got != 1 {
+		t.Errorf("INBOX holds %d, want 1", got)
+	}
+	if n := s.EmptyTrash(); n != 1 || s.Count("seed", "Trash") != 0 {
+		t.Errorf("third EmptyTrash removed %d, Trash holds %d", n, s.Count("seed", "Trash"))
+	}
+	if s.DeliveryCount() != 3 {
+		t.Errorf("DeliveryCount %d, want 3", s.DeliveryCount())
+	}
+}
