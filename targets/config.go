@@ -29,7 +29,9 @@ type Config struct {
 	// their bounces are not watched.
 	Bounces string `yaml:"bounces"`
 	Store   Store  `yaml:"store"`
-	HTTP    HTTP   `yaml:"http"`
+	// Cleanup: how long canaries may stay in a seed mailbox's Trash.
+	Cleanup Cleanup `yaml:"cleanup"`
+	HTTP    HTTP    `yaml:"http"`
 	// Routes, SLOs and Alerts are what the results drive: failover between
 	// senders, delivery objectives and notifications (routes.go, slos.go,
 	// alerts.go).

@@ -76,6 +76,7 @@ func (c *Config) applyDefaults() {
 		fill(&p.Message.Body, DefaultBody)
 	}
 	c.Store.Retention.fillDefaults()
+	fill(&c.Cleanup.PurgeAfter, DefaultPurgeAfter)
 	fill(&c.Store.Driver, DefaultStoreDriver)
 	if c.Store.Driver == DefaultStoreDriver {
 		fill(&c.Store.Path, DefaultStorePath)

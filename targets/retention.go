@@ -73,3 +73,27 @@ func parseAge(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
+
+// Cleanup is the top-level cleanup section: purge_after is how long our
+// own canaries may stay in a seed mailbox's Trash before the prober
+// removes them (days, a duration, or forever; default 7d).
+type Cleanup struct {
+	PurgeAfter string `yaml:"purge_after"`
+
+	purgeAfter time.Duration
+}
+
+// DefaultPurgeAfter is cleanup.purge_after's default.
+const DefaultPurgeAfter = "7d"
+
+// PurgeAfterDuration is purge_after; 0 never purges.
+func (c Cleanup) PurgeAfterDuration() time.Duration { return c.purgeAfter }
+
+func (c *Cleanup) check() error {
+	d, err := parseAge(c.PurgeAfter)
+	if err != nil {
+		return errorf("cleanup.purge_after", "%v", err)
+	}
+	c.purgeAfter = d
+	return nil
+}

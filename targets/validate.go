@@ -113,6 +113,9 @@ func (c *Config) validate() error {
 			return err
 		}
 	}
+	if err := c.Cleanup.check(); err != nil {
+		return err
+	}
 	if err := c.Store.check(); err != nil {
 		return err
 	}

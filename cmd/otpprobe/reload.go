@@ -88,6 +88,11 @@ func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.L
 		}
 	}()
 	pruneDone := make(chan struct{}) // retention writes to the store too
+	purgeDone := make(chan struct{}) // our canaries in the seed mailboxes' Trash
+	go func() {
+		defer close(purgeDone)
+		probe.PurgeEvery(ctx, cfg, 6*time.Hour, logger.With("component", "purge"))
+	}()
 	go func() {
 		defer close(pruneDone)
 		retention.Run(ctx, p.store, retention.Of(cfg.Store.Retention), p.metrics.Pruned, logger.With("component", "retention"))
@@ -97,6 +102,7 @@ func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.L
 		sched.Start(ctx) // returns after ctx ends and running rounds finished
 		<-first
 		<-pruneDone
+		<-purgeDone
 		<-reports
 		<-dnsDone
 		<-watchers
