@@ -94,7 +94,14 @@ func (e *Endpoints) WriteConfig(o ConfigOptions) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		mailboxes = append(mailboxes, ep{Endpoint: m, PasswordFile: f})
+		mep := ep{Endpoint: m, PasswordFile: f}
+		if m.OAuth2 != nil && m.OAuth2.RefreshToken != "" {
+			mep.Mode = "refresh"
+			if mep.SecretFile, err = pwFile("mailbox-"+m.Name+"-refresh-token", m.OAuth2.RefreshToken); err != nil {
+				return "", err
+			}
+		}
+		mailboxes = append(mailboxes, mep)
 	}
 	for _, b := range []*Endpoint{e.Bounces, e.RelayBounces} {
 		if b == nil {
@@ -149,6 +156,22 @@ var configTemplate = template.Must(template.New("config").Funcs(template.FuncMap
         authority: {{printf "%q" .EP.OAuth2.Authority}}
         ca_file: {{printf "%q" .CAFile}}
 {{- end -}}
+{{define "imap-oauth2"}}
+  - name: {{.EP.Name}}
+    host: {{.EP.Host}}
+    port: {{.EP.Port}}
+    tls: {{.EP.TLS}}
+    ca_file: {{printf "%q" .CAFile}}
+    auth:
+      username: {{printf "%q" .EP.Username}}
+      oauth2:                  # Outlook.com takes OAuth2 only: a refresh token, rotated in place
+        provider: microsoft
+        tenant: {{printf "%q" .EP.OAuth2.Tenant}}
+        client_id: {{printf "%q" .EP.OAuth2.ClientID}}
+        refresh_token_file: {{printf "%q" .EP.SecretFile}}
+        authority: {{printf "%q" .EP.OAuth2.Authority}}
+        ca_file: {{printf "%q" .CAFile}}
+{{- end -}}
 {{define "m365"}}
   - name: {{.EP.Name}}
     {{- if eq .EP.Mode "graph"}}
@@ -189,7 +212,11 @@ senders:
 {{- end}}
 mailboxes:
 {{- range .Mailboxes}}
+  {{- if .Mode}}
+  {{- template "imap-oauth2" (pair . $.CAFile)}}
+  {{- else}}
   {{- template "server" (pair . $.CAFile)}}
+  {{- end}}
     provider: {{.Provider}}
     address: {{.Address}}
     authserv_id: {{printf "%q" .AuthservID}}

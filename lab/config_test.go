@@ -32,6 +32,10 @@ func TestGeneratedConfigGolden(t *testing.T) {
 	} {
 		ep.Mailboxes = append(ep.Mailboxes, lab.Endpoint{Name: p.name, Provider: p.name, Address: "seed@" + p.name + ".test",
 			Host: p.ip, Port: 40143 + i, TLS: "starttls", Username: "seed", Password: "x", AuthservID: p.authserv, Junk: p.junk, Trash: p.trash})
+		if p.name == "outlook" {
+			ep.Mailboxes[i].OAuth2 = &lab.OAuth2App{Authority: "https://" + lab.IdentityIP + ":40443", Tenant: lab.ConsumersTenant,
+				ClientID: lab.OutlookClientID, RefreshToken: "rt"}
+		}
 	}
 	ep.Bounces = &lab.Endpoint{Name: "bounces", Provider: "generic", Address: lab.BounceAddress, Host: lab.BankMXIP, Port: 40150, TLS: "starttls", Username: "bounces", Password: "x"}
 	ep.RelayBounces = &lab.Endpoint{Name: "relay-bounces", Provider: "generic", Address: lab.RelayBounceAddress, Host: lab.BankMXIP, Port: 40150, TLS: "starttls", Username: "relay-bounces", Password: "x"}

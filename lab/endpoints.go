@@ -52,9 +52,12 @@ type OAuth2App struct {
 	Authority    string `json:"authority"` // https://host:port, without the tenant
 	Tenant       string `json:"tenant"`
 	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
+	ClientSecret string `json:"client_secret,omitempty"`
 	CertFile     string `json:"certificate_file,omitempty"` // PEM certificate and key, the other credential
 	GraphURL     string `json:"graph_url,omitempty"`
+	// RefreshToken is a user's refresh token (the outlook seed), as
+	// `otpprobe auth login` would have stored it.
+	RefreshToken string `json:"refresh_token,omitempty"`
 }
 
 // WriteFile writes e as JSON to path atomically (temp file + rename), so a

@@ -37,6 +37,21 @@ func (w *World) startIdentity() error {
 	w.appSecret, w.appCertFile = randomSecret(), certFile
 	w.identity.RegisterApp(identity.App{Tenant: TenantID, ClientID: M365ClientID, Secret: w.appSecret, Cert: cert,
 		Mailboxes: []string{SenderUsername}})
+	w.outlookRT = w.identity.IssueRefreshToken(identity.User{Tenant: ConsumersTenant, ClientID: OutlookClientID,
+		Address: SeedLocalPart + "@" + ProviderOutlook + ".test"})
+	return nil
+}
+
+// verifyOutlookUser checks an IMAP XOAUTH2 login at the outlook seed: a
+// delegated token for that user with IMAP access.
+func (w *World) verifyOutlookUser(user, token string) error {
+	c, err := w.identity.Verify(token, identity.AudienceOutlook, identity.ScopeIMAPUser)
+	if err != nil {
+		return err
+	}
+	if c.UPN != user && c.UPN != user+"@"+ProviderOutlook+".test" {
+		return &identity.VerifyError{Status: 401, Reason: "token is for another user"}
+	}
 	return nil
 }
 

@@ -47,6 +47,10 @@ const (
 const (
 	TenantID     = "8c2f1e0a-5b4d-4e6f-9a7b-0c1d2e3f4a5b"
 	M365ClientID = "3f6a9c2e-1b8d-4f7a-a0e5-6d4c2b1a9e8f"
+	// OutlookClientID is the public client the outlook seed signed in to
+	// (device code); ConsumersTenant is Microsoft's for personal accounts.
+	OutlookClientID = "9e5f94bc-e8a4-4e73-b8be-63364c29d753"
+	ConsumersTenant = "consumers"
 )
 
 // Sender names.

@@ -71,6 +71,7 @@ type World struct {
 	graph       *graph.Server
 	appSecret   string // the m365 app's client secret
 	appCertFile string
+	outlookRT   string // the seed's refresh token, as `otpprobe auth login` would have stored it
 
 	mu             sync.Mutex
 	applied        []string
@@ -223,13 +224,17 @@ func (w *World) startReceivers() error {
 		if err != nil {
 			return err
 		}
-		st, err := mailstore.Start(mailstore.Config{
+		mc := mailstore.Config{
 			Addr:        net.JoinHostPort(p.ip, "0"),
 			TLS:         tlsCfg,
 			JunkFolder:  p.profile.JunkFolder,
 			TrashFolder: p.profile.TrashFolder,
 			TrashAfter:  w.trashAfter(),
-		})
+		}
+		if p.name == ProviderOutlook { // Outlook.com IMAP: OAuth2 (the lab also keeps PLAIN)
+			mc.VerifyToken = w.verifyOutlookUser
+		}
+		st, err := mailstore.Start(mc)
 		if err != nil {
 			return fmt.Errorf("lab %s imap: %w", p.name, err)
 		}
@@ -366,6 +371,10 @@ func (w *World) Endpoints() *Endpoints {
 		}
 		ep.Address = SeedLocalPart + "@" + p.name + ".test"
 		ep.Username = SeedLocalPart
+		if p.name == ProviderOutlook {
+			ep.OAuth2 = &OAuth2App{Authority: w.identity.Authority(), Tenant: ConsumersTenant, ClientID: OutlookClientID,
+				RefreshToken: w.outlookRT}
+		}
 		e.Mailboxes = append(e.Mailboxes, ep)
 	}
 	return e

@@ -127,7 +127,7 @@ func TestRefreshTokenRotation(t *testing.T) {
 	if again, _ := src.Token(context.Background()); again != at {
 		t.Error("a fresh access token was not served from the cache")
 	}
-	// The old refresh token is spent; a new source reads the rotated one.
+	// A new source reads the rotated one from the file.
 	src2, _ := token.New(o, o.ScopesFor(false))
 	if _, err := src2.Token(context.Background()); err != nil {
 		t.Fatalf("the rotated refresh token does not work: %v", err)

@@ -63,6 +63,29 @@ func TestLabOnceOAuthScenarios(t *testing.T) {
 	}
 }
 
+// TestLabOnceRefreshRevoked: the outlook seed logs in over IMAP with
+// XOAUTH2 from its refresh token; revoked, its canaries are lost with a
+// diagnosis that names the token endpoint's invalid_grant and the fix.
+func TestLabOnceRefreshRevoked(t *testing.T) {
+	res := labOnce(t, exitFailed, "--scenario", "oauth-refresh-revoked", "--deadline", "4s")
+	for _, a := range res.Attempts {
+		if a.Mailbox != lab.ProviderOutlook {
+			if a.Outcome != "inbox" {
+				t.Errorf("%s→%s: %s, want inbox", a.Sender, a.Mailbox, a.Outcome)
+			}
+			continue
+		}
+		if a.Outcome != "lost" {
+			t.Errorf("%s→outlook: %s, want lost", a.Sender, a.Outcome)
+		}
+		for _, d := range []string{"could not watch outlook", "invalid_grant", "AADSTS70008", "otpprobe auth login"} {
+			if !strings.Contains(a.Diagnosis, d) {
+				t.Errorf("%s→outlook: diagnosis %q lacks %q", a.Sender, a.Diagnosis, d)
+			}
+		}
+	}
+}
+
 // TestValidateWarnsPasswordToMicrosoft: a password login with the m365
 // preset or to an outlook mailbox loads (exit 0) with a warning on stderr.
 func TestValidateWarnsPasswordToMicrosoft(t *testing.T) {

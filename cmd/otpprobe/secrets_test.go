@@ -16,11 +16,11 @@ import (
 // certificate, Graph), healthy and with the token endpoint refusing, and
 // greps everything it produced — logs, the once report with transcripts
 // and errors, the store's files, validate's output — for every password,
-// the app's client secret and every access and refresh token the lab's
-// identity platform issued.
+// the app's client secret, the outlook seed's refresh token and every
+// access and refresh token the lab's identity platform issued.
 func TestNoSecretInOutput(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the prober against the lab eight times")
+		t.Skip("runs the prober against the lab twelve times")
 	}
 	ctx := context.Background()
 	w, err := lab.Start(ctx, lab.Options{Dir: t.TempDir()})
@@ -31,7 +31,7 @@ func TestNoSecretInOutput(t *testing.T) {
 	ep := w.Endpoints()
 
 	var produced []string
-	for _, scenario := range []string{lab.Healthy, "oauth-secret-expired"} {
+	for _, scenario := range []string{lab.Healthy, "oauth-secret-expired", "oauth-refresh-revoked"} {
 		if err := w.Apply(lab.Healthy); err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func TestNoSecretInOutput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, out, errOut := run(t, ctx, "once", "--config", cfg, "--format", "json", "-v")
+			_, out, errOut := run(t, ctx, "once", "--config", cfg, "--format", "json", "-v", "--deadline", "3s")
 			if !strings.Contains(out, `"attempts"`) {
 				t.Fatalf("%s/%s: once printed no report:\n%s\n%s", scenario, mode, out, errOut)
 			}
@@ -67,12 +67,15 @@ func TestNoSecretInOutput(t *testing.T) {
 	secrets := map[string]string{}
 	for _, e := range append(append(ep.Senders, ep.Mailboxes...), *ep.Bounces) {
 		secrets[e.Name+" password"] = e.Password
-		if e.OAuth2 != nil {
+		if e.OAuth2 != nil && e.OAuth2.ClientSecret != "" {
 			secrets[e.Name+" client secret"] = e.OAuth2.ClientSecret
+		}
+		if e.OAuth2 != nil && e.OAuth2.RefreshToken != "" {
+			secrets[e.Name+" refresh token"] = e.OAuth2.RefreshToken
 		}
 	}
 	issued := w.Identity().Issued()
-	if len(issued) < 3 { // secret, certificate, Graph (token.Shared caches them across runs)
+	if len(issued) < 5 { // secret, certificate, Graph, the outlook seed's access and rotated refresh tokens (token.Shared caches across runs)
 		t.Fatalf("the lab issued %d tokens: the OAuth2 paths did not run", len(issued))
 	}
 	for i, tok := range issued {

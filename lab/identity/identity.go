@@ -318,11 +318,10 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request, tenant string) 
 	f := r.PostForm
 	rt := f.Get("refresh_token")
 	s.mu.Lock()
+	// Rotation: every grant returns a new refresh token; like Entra ID's,
+	// the old one stays valid until it expires or is revoked.
 	u, ok := s.users[rt]
 	faults := s.faults
-	if ok && !faults.RefreshRevoked {
-		delete(s.users, rt) // rotation: a refresh token is used once
-	}
 	s.mu.Unlock()
 	switch {
 	case !ok || faults.RefreshRevoked:

@@ -41,6 +41,10 @@ type Config struct {
 	// TrashAfter empties Trash the way providers do (EmptyTrash every
 	// TrashAfter); 0 keeps everything.
 	TrashAfter time.Duration
+	// VerifyToken, when set, offers AUTHENTICATE XOAUTH2: it checks user's
+	// bearer token (the lab identity platform) and returns an
+	// *identity.VerifyError when it is refused.
+	VerifyToken func(user, token string) error
 }
 
 // Delivery is one message the lab put into a mailbox.
