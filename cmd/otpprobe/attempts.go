@@ -132,14 +132,7 @@ func cmdAttemptShow(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // openHistory opens the config's store for reading the history.
 func openHistory(ctx context.Context, cfg *targets.Config) (attempts.Source, func(), error) {
-	if cfg.Store.Driver == "postgres" {
-		p, err := store.OpenPostgres(ctx, cfg.Store.DSN.Reveal())
-		if err != nil {
-			return nil, nil, err
-		}
-		return p, func() { p.Close() }, nil
-	}
-	s, err := store.OpenSQLite(ctx, cfg.Store.Path)
+	s, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return nil, nil, err
 	}

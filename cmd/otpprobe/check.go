@@ -114,7 +114,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	opts := dnswatch.Options{Resolver: r}
 	var st *store.SQLite
 	if *path != "" {
-		if st, err = store.OpenSQLite(ctx, cfg.Store.Path); err != nil {
+		if st, err = openStore(ctx, cfg.Store); err != nil {
 			fmt.Fprintf(stderr, "otpprobe check dns: store: %v\n", err)
 			return exitRuntime
 		}

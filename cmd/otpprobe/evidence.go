@@ -62,7 +62,7 @@ func cmdEvidence(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if cfg == nil {
 		return code
 	}
-	st, err := store.OpenSQLite(ctx, cfg.Store.Path)
+	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe evidence: %v\n", err)
 		return exitRuntime

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/otpprobe/otpprobe/reports/incidents"
-	"github.com/otpprobe/otpprobe/reports/store"
 )
 
 // cmdIncidents lists the stored incidents with the query the API's
@@ -47,7 +46,7 @@ func cmdIncidents(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if cfg == nil {
 		return code
 	}
-	st, err := store.OpenSQLite(ctx, cfg.Store.Path)
+	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe incidents: %v\n", err)
 		return exitRuntime

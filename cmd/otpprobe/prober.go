@@ -37,12 +37,7 @@ type prober struct {
 // openProber opens the store and builds the engine; start it with
 // engine.Start. close releases the store.
 func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger, o daemonOptions) (*prober, error) {
-	if cfg.Store.Driver != "sqlite" {
-		// reports/store has a PostgreSQL attempt store, but route state,
-		// the alert outbox and DNS snapshots are SQLite-only so far.
-		return nil, fmt.Errorf("store.driver: %s is not supported by the prober yet (only the attempt history is); use sqlite", cfg.Store.Driver)
-	}
-	st, err := store.OpenSQLite(ctx, cfg.Store.Path)
+	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

@@ -66,7 +66,7 @@ func cmdRoute(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return exitUsage
 		}
 	}
-	st, err := store.OpenSQLite(ctx, cfg.Store.Path)
+	st, err := openStore(ctx, cfg.Store)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe route: %v\n", err)
 		return exitRuntime

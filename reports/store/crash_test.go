@@ -66,6 +66,7 @@ func TestCrashChild(t *testing.T) {
 // checks after each kill that every committed attempt is there and intact
 // and that the database is sound.
 func TestCrashSafety(t *testing.T) {
+	sqliteOnly(t)
 	if os.Getenv(crashEnvDB) != "" {
 		t.Skip("in the crash child")
 	}

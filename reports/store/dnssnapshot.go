@@ -84,10 +84,10 @@ func (s *SQLite) LatestDNSSnapshot(ctx context.Context, domain string) (dnscheck
 func (s *SQLite) DNSSnapshotAt(ctx context.Context, domain string, t time.Time) (dnscheck.Report, bool, error) {
 	ms := t.UnixMilli()
 	return s.oneReport(ctx, `SELECT report FROM (
-			SELECT * FROM (SELECT report, checked_at FROM dns_snapshots WHERE domain = ? AND checked_at <= ? ORDER BY checked_at DESC LIMIT 1)
+			SELECT * FROM (SELECT report, checked_at FROM dns_snapshots WHERE domain = ? AND checked_at <= ? ORDER BY checked_at DESC LIMIT 1) AS before
 			UNION ALL
-			SELECT * FROM (SELECT report, checked_at FROM dns_snapshots WHERE domain = ? AND checked_at > ? ORDER BY checked_at ASC LIMIT 1)
-		) ORDER BY abs(checked_at - ?) LIMIT 1`, domain, ms, domain, ms, ms)
+			SELECT * FROM (SELECT report, checked_at FROM dns_snapshots WHERE domain = ? AND checked_at > ? ORDER BY checked_at ASC LIMIT 1) AS after
+		) AS nearest ORDER BY abs(checked_at - ?) LIMIT 1`, domain, ms, domain, ms, ms)
 }
 
 // PinDNSBaseline makes rep the baseline of its domain, replacing any

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // A migration moves the schema from version-1 to version. Shipped
@@ -121,6 +123,9 @@ func migrate(ctx context.Context, db *sql.DB, ms []migration) error {
 	if current > len(ms) {
 		return fmt.Errorf("store: %w: database is at version %d, this build knows %d", ErrSchemaTooNew, current, len(ms))
 	}
+	if err := checkHistory(ctx, db, ms); err != nil {
+		return err
+	}
 	for _, m := range ms[current:] {
 		if err := applyMigration(ctx, db, m); err != nil {
 			return err
@@ -135,6 +140,11 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
 		return fmt.Errorf("store: migration %d (%s): begin: %w", m.version, m.name, err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if isPostgres(db) { // agents starting together migrate once
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(migrationLock)); err != nil {
+			return fmt.Errorf("store: migration %d (%s): lock: %w", m.version, m.name, err)
+		}
+	}
 	var applied int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&applied); err != nil {
 		return fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
@@ -153,6 +163,36 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
 		return fmt.Errorf("store: migration %d (%s): commit: %w", m.version, m.name, err)
 	}
 	return nil
+}
+
+// checkHistory insists that the versions applied are the migrations of
+// ms by name: a database with another history is refused, not migrated
+// on top of.
+func checkHistory(ctx context.Context, db *sql.DB, ms []migration) error {
+	rows, err := db.QueryContext(ctx, `SELECT version, name FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return fmt.Errorf("store: read schema history: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		var name string
+		if err := rows.Scan(&v, &name); err != nil {
+			return fmt.Errorf("store: read schema history: %w", err)
+		}
+		if v >= 1 && v <= len(ms) && ms[v-1].name != name {
+			if isPostgres(db) {
+				return fmt.Errorf("store: %w (version %d is %q, want %q)", errPostgresHistory, v, name, ms[v-1].name)
+			}
+			return fmt.Errorf("store: schema version %d is %q, this build's is %q", v, name, ms[v-1].name)
+		}
+	}
+	return rows.Err()
+}
+
+func isPostgres(db *sql.DB) bool {
+	_, ok := db.Driver().(*stdlib.Driver)
+	return ok
 }
 
 // SchemaVersion returns the highest migration applied to the database.

@@ -47,6 +47,7 @@ func versions(t *testing.T, db *sql.DB) []int {
 // TestMigrateFromEveryOlderVersion opens a database left at each older
 // schema version and checks that OpenSQLite brings it to the current one.
 func TestMigrateFromEveryOlderVersion(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	for old := 0; old < len(sqliteMigrations); old++ {
 		path := filepath.Join(t.TempDir(), "old.db")
@@ -78,6 +79,7 @@ func TestMigrateFromEveryOlderVersion(t *testing.T) {
 // table referencing attempts and backfills a column; the attempts survive
 // and running it again changes nothing.
 func TestMigrateNextVersion(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	s, path := openTest(t)
 	var want []*attempt.Attempt
@@ -141,6 +143,7 @@ func TestMigrateNextVersion(t *testing.T) {
 // TestMigrateFailureRollsBack checks that a failing migration leaves the
 // database at the previous whole version, with a clear error.
 func TestMigrateFailureRollsBack(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	s, path := openTest(t)
 	if err := s.Create(ctx, newAttempt(1)); err != nil {
@@ -177,6 +180,7 @@ func TestMigrateFailureRollsBack(t *testing.T) {
 }
 
 func TestMigrateIdempotent(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	_, path := openTest(t)
 	for range 3 {
@@ -194,6 +198,7 @@ func TestMigrateIdempotent(t *testing.T) {
 // TestAttemptsWithoutRoundID: rows written before attempts carried their
 // round's ID read back with an empty RoundID and can still be decided.
 func TestAttemptsWithoutRoundID(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "v3.db")
 	db := openRaw(t, path)

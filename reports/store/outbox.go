@@ -112,12 +112,8 @@ func enqueue(ctx context.Context, tx *sql.Tx, now int64, out []OutboxEntry) erro
 		if !e.NextAt.IsZero() {
 			next = e.NextAt.UnixMilli()
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO outbox (notifier, kind, payload, created_at, next_at, tries, last_error)
-			VALUES (?, ?, ?, ?, ?, 0, '')`, e.Notifier, e.Kind, string(e.Payload), now, next)
-		if err != nil {
-			return err
-		}
-		if e.ID, err = res.LastInsertId(); err != nil {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO outbox (notifier, kind, payload, created_at, next_at, tries, last_error)
+			VALUES (?, ?, ?, ?, ?, 0, '') RETURNING id`, e.Notifier, e.Kind, string(e.Payload), now, next).Scan(&e.ID); err != nil {
 			return err
 		}
 	}
@@ -179,8 +175,8 @@ func (s *SQLite) Retry(ctx context.Context, e OutboxEntry, next time.Time, cause
 			next.UnixMilli(), cause, e.ID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_at = max(next_at, ?)
-			WHERE notifier = ? AND delivered_at IS NULL AND id > ?`, next.UnixMilli(), e.Notifier, e.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET next_at = CASE WHEN next_at > ? THEN next_at ELSE ? END
+			WHERE notifier = ? AND delivered_at IS NULL AND id > ?`, next.UnixMilli(), next.UnixMilli(), e.Notifier, e.ID)
 		return err
 	})
 }

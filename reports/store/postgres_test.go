@@ -24,7 +24,7 @@ const (
 	postgresRestartEnv = "OTPPROBE_POSTGRES_RESTART"
 )
 
-func postgresURL(t *testing.T) string {
+func postgresURL(t testing.TB) string {
 	t.Helper()
 	url := os.Getenv(postgresURLEnv)
 	if url == "" {
@@ -36,7 +36,7 @@ func postgresURL(t *testing.T) string {
 	return url
 }
 
-func openPostgresTest(t *testing.T) *Postgres {
+func openPostgresTest(t testing.TB) *Postgres {
 	t.Helper()
 	url := postgresURL(t)
 	ctx := context.Background()
@@ -76,16 +76,23 @@ func TestPostgresMigrate(t *testing.T) {
 	p := openPostgresTest(t)
 	ctx := context.Background()
 	for range 2 { // idempotent
-		if err := migratePostgres(ctx, p.pool, postgresMigrations); err != nil {
+		if err := migrate(ctx, p.w, sqliteMigrations); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var n int
-	if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(postgresMigrations) {
-		t.Fatalf("schema_migrations has %d rows (%v), want %d", n, err, len(postgresMigrations))
+	if err := p.r.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(sqliteMigrations) {
+		t.Fatalf("schema_migrations has %d rows (%v), want %d", n, err, len(sqliteMigrations))
 	}
-	if err := migratePostgres(ctx, p.pool, postgresMigrations[:0]); !errors.Is(err, ErrSchemaTooNew) {
+	if err := migrate(ctx, p.w, sqliteMigrations[:1]); !errors.Is(err, ErrSchemaTooNew) {
 		t.Fatalf("an older build migrating: %v, want ErrSchemaTooNew", err)
+	}
+	// A database of the earlier PostgreSQL attempt store is refused.
+	if _, err := p.w.ExecContext(ctx, `UPDATE schema_migrations SET name = 'attempts_round_id' WHERE version = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, p.w, sqliteMigrations); !errors.Is(err, errPostgresHistory) {
+		t.Fatalf("another schema history: %v", err)
 	}
 }
 

@@ -146,19 +146,6 @@ func (s *SQLite) Attempts(ctx context.Context, q AttemptQuery) (AttemptPage, err
 	return page(as, limit), nil
 }
 
-// Attempts returns one page of the attempts matching q, newest first.
-func (p *Postgres) Attempts(ctx context.Context, q AttemptQuery) (AttemptPage, error) {
-	sq, args, limit, err := pageQuery(q, func(n int) string { return "$" + strconv.Itoa(n) })
-	if err != nil {
-		return AttemptPage{}, fmt.Errorf("store: query attempts: %w", err)
-	}
-	as, err := p.query(ctx, "query", sq, args...)
-	if err != nil {
-		return AttemptPage{}, err
-	}
-	return page(as, limit), nil
-}
-
 // LatencySample is one delivered attempt's latency, for percentiles.
 type LatencySample struct {
 	CreatedAt time.Time

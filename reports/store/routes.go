@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -169,14 +170,11 @@ func (s *SQLite) SaveRoute(ctx context.Context, st *RouteState, tr *RouteTransit
 			if err != nil {
 				return err
 			}
-			res, err := tx.ExecContext(ctx, `INSERT INTO route_transitions (route, at, from_state, to_state,
-				from_sender, to_sender, reason, diagnosis, evidence, actor, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			if err := tx.QueryRowContext(ctx, `INSERT INTO route_transitions (route, at, from_state, to_state,
+				from_sender, to_sender, reason, diagnosis, evidence, actor, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				RETURNING id`,
 				tr.Route, tr.At.UnixMilli(), tr.FromState, tr.ToState, tr.FromSender, tr.ToSender, tr.Reason, tr.Diagnosis, ev,
-				tr.Actor, tr.Source)
-			if err != nil {
-				return err
-			}
-			if tr.ID, err = res.LastInsertId(); err != nil {
+				tr.Actor, tr.Source).Scan(&tr.ID); err != nil {
 				return err
 			}
 		}
@@ -188,11 +186,11 @@ func (s *SQLite) SaveRoute(ctx context.Context, st *RouteState, tr *RouteTransit
 // at most limit (0: all).
 func (s *SQLite) Transitions(ctx context.Context, route string, since time.Time, limit int) ([]RouteTransition, error) {
 	if limit <= 0 {
-		limit = -1 // SQLite: no limit
+		limit = math.MaxInt32 // all (a negative LIMIT is SQLite's only)
 	}
 	// The newest limit of them, returned oldest first.
 	q := `SELECT * FROM (SELECT id, route, at, from_state, to_state, from_sender, to_sender, reason, diagnosis, evidence,
-		actor, source FROM route_transitions WHERE route = ? AND at >= ? ORDER BY id DESC LIMIT ?) ORDER BY id`
+		actor, source FROM route_transitions WHERE route = ? AND at >= ? ORDER BY id DESC LIMIT ?) AS newest ORDER BY id`
 	args := []any{route, since.UnixMilli(), limit}
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {

@@ -36,7 +36,8 @@ var ErrDuplicate = errors.New("attempt ID already exists")
 // a single connection (SQLite has one writer anyway, and this way they
 // queue in Go instead of spinning on SQLITE_BUSY); reads use a pool of
 // read-only connections that WAL lets run beside the writer.
-type SQLite struct {
+type DB struct {
+	pg     bool // PostgreSQL through pgsql.go's rewriting connector
 	w, r   *sql.DB
 	insert *sql.Stmt
 	update *sql.Stmt
@@ -44,7 +45,10 @@ type SQLite struct {
 	now    func() time.Time
 }
 
-var _ attempt.Store = (*SQLite)(nil)
+// SQLite is the store's historical name: DB on either driver.
+type SQLite = DB
+
+var _ attempt.Store = (*DB)(nil)
 
 // busyTimeout bounds how long a statement waits for another process's
 // write lock (e.g. `otpprobe once` beside a running daemon).
@@ -136,8 +140,10 @@ func (s *SQLite) Close() error {
 	var errs []error
 	// Lets SQLite refresh the statistics its planner uses, as advised for
 	// long-lived connections; cheap when nothing changed.
-	if _, err := s.w.Exec("PRAGMA optimize"); err != nil {
-		errs = append(errs, err)
+	if !s.pg {
+		if _, err := s.w.Exec("PRAGMA optimize"); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
@@ -156,7 +162,7 @@ func (s *SQLite) Create(ctx context.Context, a *attempt.Attempt) error {
 		return fmt.Errorf("store: create attempt %q: %w", a.ID, err)
 	}
 	if _, err := s.insert.ExecContext(ctx, vals...); err != nil {
-		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
+		if isConstraint(err, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) || isUniqueViolation(err) {
 			return fmt.Errorf("store: create attempt %q: %w", a.ID, ErrDuplicate)
 		}
 		return fmt.Errorf("store: create attempt %q: %w", a.ID, err)

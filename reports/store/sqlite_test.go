@@ -19,8 +19,25 @@ func TestSQLite(t *testing.T) {
 	})
 }
 
+// storeDriverEnv runs the store tests on PostgreSQL (postgres) instead of
+// SQLite: scripts/test.sh runs the package once more that way, so both
+// drivers pass the same suite. Tests of SQLite's files skip then.
+const storeDriverEnv = "OTPPROBE_STORE_TEST_DRIVER"
+
+func onPostgres() bool { return os.Getenv(storeDriverEnv) == "postgres" }
+
+func sqliteOnly(t testing.TB) {
+	t.Helper()
+	if onPostgres() {
+		t.Skip("tests SQLite's file")
+	}
+}
+
 func openTest(t testing.TB) (*SQLite, string) {
 	t.Helper()
+	if onPostgres() {
+		return openPostgresTest(t), ""
+	}
 	path := filepath.Join(t.TempDir(), "data", "otpprobe.db")
 	s, err := OpenSQLite(context.Background(), path)
 	if err != nil {
@@ -31,6 +48,7 @@ func openTest(t testing.TB) (*SQLite, string) {
 }
 
 func TestOpen(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	// A path needing escaping in a file: URI, in a directory to create.
 	path := filepath.Join(t.TempDir(), "a dir?#%", "nested", "otp probe.db")
@@ -92,6 +110,7 @@ func TestOpen(t *testing.T) {
 
 // TestIndexes checks that the queries the reports run use an index.
 func TestIndexes(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	s, _ := openTest(t)
 	for q, index := range map[string]string{
@@ -125,6 +144,7 @@ func TestIndexes(t *testing.T) {
 // `otpprobe once` beside a running daemon does: busy_timeout and IMMEDIATE
 // transactions make both succeed.
 func TestTwoOpeners(t *testing.T) {
+	sqliteOnly(t)
 	ctx := context.Background()
 	a, path := openTest(t)
 	b, err := OpenSQLite(ctx, path)

@@ -21,8 +21,8 @@ type TallyFilter struct {
 // within f.Latency of their submission (good), in one indexed query rather
 // than by reading the attempts.
 func (s *SQLite) Tally(ctx context.Context, f TallyFilter) (good, total int64, err error) {
-	q := `SELECT count(*), coalesce(sum(outcome = ? AND seen_at IS NOT NULL AND submitted_at IS NOT NULL
-		AND seen_at - submitted_at <= ?), 0) FROM attempts
+	q := `SELECT count(*), coalesce(sum(CASE WHEN outcome = ? AND seen_at IS NOT NULL AND submitted_at IS NOT NULL
+		AND seen_at - submitted_at <= ? THEN 1 ELSE 0 END), 0) FROM attempts
 		WHERE created_at >= ? AND created_at < ? AND outcome != ?`
 	args := []any{string(attempt.OutcomeInbox), f.Latency.Milliseconds(), f.From.UnixMilli(), f.To.UnixMilli(), string(attempt.OutcomePending)}
 	if f.Sender != "" {
