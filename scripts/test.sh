@@ -52,3 +52,8 @@ fi
 
 echo "== go test -race"
 go test -race -count=1 -timeout 12m ./...
+
+if [ -n "${OTPPROBE_POSTGRES_URL:-}" ]; then
+  echo "== the store's test suite again, on PostgreSQL"
+  OTPPROBE_STORE_TEST_DRIVER=postgres go test -race -count=1 ./reports/store
+fi

@@ -18,7 +18,8 @@ import (
 // and TEXT columns, STRICT tables. On PostgreSQL it runs through pgDialect,
 // a database/sql connector around pgx that rewrites each statement as it
 // passes: ? becomes $n, INTEGER becomes BIGINT, an INTEGER primary key
-// becomes BIGSERIAL and STRICT is dropped; bool arguments are sent as 0/1
+// becomes BIGSERIAL and STRICT is dropped, json_each(col) alias becomes
+// json_array_elements_text(col::json) AS alias(value); bool arguments are sent as 0/1
 // like SQLite stores them. So both drivers share one schema history and
 // one implementation, and the same test suite runs against both.
 
@@ -115,6 +116,7 @@ var (
 	pgAutoKey = regexp.MustCompile(`(?i)\bINTEGER\s+NOT\s+NULL\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?`)
 	pgInteger = regexp.MustCompile(`(?i)\bINTEGER\b`)
 	pgStrict  = regexp.MustCompile(`(?i)\)\s*STRICT\s*$`)
+	pgJSON    = regexp.MustCompile(`json_each\(([A-Za-z_.]+)\)\s+([A-Za-z_]+)`)
 )
 
 // pgSQL rewrites one statement of the store's SQLite dialect.
@@ -124,6 +126,7 @@ func pgSQL(q string) string {
 		q = pgInteger.ReplaceAllString(q, "BIGINT")
 		q = pgStrict.ReplaceAllString(strings.TrimSpace(q), ")")
 	}
+	q = pgJSON.ReplaceAllString(q, "json_array_elements_text($1::json) AS $2(value)")
 	return rebind(q)
 }
 

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/otpprobe/otpprobe/lab"
+)
+
+// TestRunOnPostgres: the daemon runs the lab on store.driver: postgres
+// (scripts/test.sh starts a throw-away server; without one this skips, and
+// fails under CI=true): attempts are decided and stored, the route state
+// is kept there, and otpprobe attempts reads them back.
+func TestRunOnPostgres(t *testing.T) {
+	url := os.Getenv("OTPPROBE_POSTGRES_URL")
+	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("OTPPROBE_POSTGRES_URL is not set under CI=true")
+		}
+		t.Skip("OTPPROBE_POSTGRES_URL is not set")
+	}
+	ctx := context.Background()
+	schema := fmt.Sprintf("otpprobe_run_%d", time.Now().UnixNano())
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+
+	w, err := lab.Start(ctx, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	dir := t.TempDir()
+	cfgPath, err := w.Endpoints().WriteConfig(lab.ConfigOptions{Dir: dir, Schedule: "@every 1s", Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	t.Setenv("OTPPROBE_TEST_PG_DSN", url+sep+"search_path="+schema)
+	cfg := regexp.MustCompile(`(?m)^store:\n  path: .*\n`).ReplaceAllLiteral(data, []byte("store:\n  driver: postgres\n  dsn: ${OTPPROBE_TEST_PG_DSN}\n"))
+	if !strings.Contains(string(cfg), "driver: postgres") {
+		t.Fatalf("no store section replaced in:\n%s", data)
+	}
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	var logs lockedWriter
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- cmdRun(rctx, []string{"--config", cfgPath}, io.Discard, &logs) }()
+	var addr string
+	eventually(t, "the daemon to run on PostgreSQL", func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("run exited %d:\n%s", code, logs.String())
+		default:
+		}
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		for sc.Scan() {
+			var l struct{ Msg, HTTP string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "otpprobe running" {
+				addr = l.HTTP
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "inbox attempts stored in PostgreSQL", func() bool {
+		var n int
+		err := conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".attempts WHERE outcome = 'inbox'").Scan(&n)
+		return err == nil && n >= 2
+	})
+	var route string
+	if err := conn.QueryRow(ctx, "SELECT active_sender FROM "+schema+".route_state WHERE route = 'otp'").Scan(&route); err != nil || route != "m365" {
+		t.Errorf("route state in PostgreSQL: %q %v", route, err)
+	}
+	resp, err := http.Get("http://" + addr + "/api/v1/routes/otp")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET route: %v", err)
+	}
+	resp.Body.Close()
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("run exit %d:\n%s", code, logs.String())
+	}
+	code, out, errOut := run(t, ctx, "attempts", "--config", cfgPath, "--outcome", "inbox")
+	if code != exitOK || !strings.Contains(out, "inbox") {
+		t.Errorf("otpprobe attempts on PostgreSQL: exit %d %s %s", code, out, errOut)
+	}
+}
