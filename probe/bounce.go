@@ -20,9 +20,10 @@ var bounceSection = &imap.FetchItemBodySection{Peek: true, Partial: &imap.Sectio
 
 // Bounce is a failure DSN that matched a live attempt.
 type Bounce struct {
-	Token  string
-	SeenAt time.Time
-	DSN    *verify.DSN
+	Token   string
+	SeenAt  time.Time
+	DSN     *verify.DSN
+	Message []byte // the DSN as fetched: kept as evidence
 }
 
 // Bounces classifies a bounce mailbox's mail (the senders' envelope
@@ -51,7 +52,7 @@ func (b bounces) Match(msg []byte) string {
 
 func (b bounces) Deliver(f Found) {
 	if d := failureDSN(f.Section); d != nil {
-		b.deliver(Bounce{Token: f.Key, SeenAt: f.SeenAt, DSN: d})
+		b.deliver(Bounce{Token: f.Key, SeenAt: f.SeenAt, DSN: d, Message: f.Section})
 	}
 }
 

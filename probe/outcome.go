@@ -187,7 +187,7 @@ func (e *Engine) onBounce(bn Bounce) {
 func (e *Engine) decideBounce(f *flight, bn Bounce) {
 	a := f.a
 	r := failedRecipient(bn.DSN)
-	detail := bounceDetail{DSN: bn.DSN, SeenAt: bn.SeenAt, SubmissionReply: a.SMTP.Reply}
+	detail := bounceDetail{DSN: bn.DSN, SeenAt: bn.SeenAt, SubmissionReply: a.SMTP.Reply, Message: keptDSN(bn.Message)}
 	if b, err := json.Marshal(map[string]any{"bounce": detail}); err == nil {
 		a.Detail = string(b)
 	}
@@ -200,6 +200,20 @@ type bounceDetail struct {
 	DSN             *verify.DSN `json:"dsn"`
 	SeenAt          time.Time   `json:"seen_at"`
 	SubmissionReply string      `json:"submission_reply,omitempty"`
+	// Message is the DSN itself (its first maxKeptDSN bytes), the evidence a
+	// postmortem quotes: the evidence bundle writes it as dsn.eml.
+	Message string `json:"message,omitempty"`
+}
+
+// maxKeptDSN bounds the DSN kept per attempt: a DSN is a few KB, but one
+// that returns the whole original message must not bloat the store.
+const maxKeptDSN = 64 << 10
+
+func keptDSN(msg []byte) string {
+	if len(msg) > maxKeptDSN {
+		msg = msg[:maxKeptDSN]
+	}
+	return strings.ToValidUTF8(string(msg), "\ufffd")
 }
 
 // failedRecipient is the first recipient the DSN reports as failed.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,12 +16,13 @@ import (
 
 // TestEvidenceBundle runs the lab once, then bundles its attempts and
 // checks the bundle: every file listed in the manifest with its hash, the
-// report self-contained, and no configured secret anywhere in it.
+// report self-contained, every delivered canary with its received header,
+// every bounced one with the DSN, and no configured secret anywhere in it.
 func TestEvidenceBundle(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	code, out, errOut := run(t, ctx, "lab", "--once", "--format", "json", "--listen", "127.0.0.1:0", "--dir", dir,
-		"--scenario", "m365-dkim-txt-missing")
+		"--scenario", "m365-spf-and-dkim-broken")
 	if code != exitFailed {
 		t.Fatalf("lab --once: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -64,7 +66,7 @@ func TestEvidenceBundle(t *testing.T) {
 		}
 	}
 	manifest := string(files["SHA256SUMS"])
-	attemptDirs := 0
+	attemptDirs, bounced := 0, 0
 	for name, data := range files {
 		if name == "SHA256SUMS" {
 			continue
@@ -75,15 +77,30 @@ func TestEvidenceBundle(t *testing.T) {
 		}
 		if strings.HasSuffix(name, "/attempt.json") {
 			attemptDirs++
-			for _, f := range []string{"transcript.txt", "headers.eml", "dns.json"} {
-				if _, ok := files[strings.TrimSuffix(name, "attempt.json")+f]; !ok {
-					t.Errorf("%s has no %s beside it", name, f)
+			var a struct{ Outcome string }
+			if err := json.Unmarshal(data, &a); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			want := []string{"transcript.txt", "dns.json"}
+			switch a.Outcome {
+			case "inbox", "spam":
+				want = append(want, "headers.eml")
+			case "bounced":
+				want = append(want, "dsn.eml")
+				bounced++
+			}
+			for _, f := range want {
+				if len(files[strings.TrimSuffix(name, "attempt.json")+f]) == 0 {
+					t.Errorf("%s (%s) has no %s beside it", name, a.Outcome, f)
 				}
+			}
+			if dsn := files[strings.TrimSuffix(name, "attempt.json")+"dsn.eml"]; a.Outcome == "bounced" && !bytes.Contains(dsn, []byte("Status: 5.")) {
+				t.Errorf("%s: dsn.eml holds no failure status:\n%s", name, dsn)
 			}
 		}
 	}
-	if attemptDirs != 6 {
-		t.Errorf("%d attempts in the bundle, want 6", attemptDirs)
+	if attemptDirs != 6 || bounced == 0 {
+		t.Errorf("%d attempts in the bundle, %d bounced; want 6, some bounced", attemptDirs, bounced)
 	}
 	for _, f := range []string{"summary.json", "timeline.json", "timeline.txt", "report.html"} {
 		if len(files[f]) == 0 {
@@ -96,8 +113,8 @@ func TestEvidenceBundle(t *testing.T) {
 			t.Errorf("report.html refers to an external asset (%s)", bad)
 		}
 	}
-	if !strings.Contains(report, "dkim.") || !strings.Contains(report, "selector1") {
-		t.Errorf("report.html does not name the DKIM finding of the broken selector")
+	if !strings.Contains(report, "selector1._domainkey") || !strings.Contains(report, "which has no TXT record") {
+		t.Errorf("report.html does not name the dangling DKIM selector")
 	}
 
 	// The same bundle as a directory.

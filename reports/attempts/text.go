@@ -63,6 +63,9 @@ func WriteText(w io.Writer, a *attempt.Attempt) error {
 	if a.Header != "" {
 		b.WriteString("\n--- header as received\n" + strings.ReplaceAll(strings.TrimRight(a.Header, "\r\n"), "\r\n", "\n") + "\n")
 	}
+	if dsn := BounceMessage(a); dsn != "" {
+		b.WriteString("\n--- the DSN that bounced it\n" + strings.ReplaceAll(strings.TrimRight(dsn, "\r\n"), "\r\n", "\n") + "\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

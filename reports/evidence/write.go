@@ -60,7 +60,12 @@ func (b *Bundle) Files() ([]file, error) {
 			return nil, err
 		}
 		add(dir+"transcript.txt", []byte(a.Transcript))
-		add(dir+"headers.eml", []byte(a.Header))
+		if a.Header != "" { // a bounced or lost canary has no received header
+			add(dir+"headers.eml", []byte(a.Header))
+		}
+		if dsn := attempts.BounceMessage(a); dsn != "" {
+			add(dir+"dsn.eml", []byte(dsn))
+		}
 		if err := addJSON(dir+"dns.json", b.DNS[a.ID]); err != nil {
 			return nil, err
 		}
