@@ -221,34 +221,17 @@ func (s *SQLite) TransitionsBetween(ctx context.Context, routes []string, from, 
 // AlertsBetween returns the alerts (their last state) that were firing at
 // some time in [from, to), oldest first.
 func (s *SQLite) AlertsBetween(ctx context.Context, from, to time.Time) ([]AlertRecord, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT key, name, status, labels, annotations, evidence, starts_at, ends_at
+	rows, err := s.r.QueryContext(ctx, `SELECT `+alertColumns+`
 		FROM alerts WHERE starts_at < ? AND (ends_at IS NULL OR ends_at >= ?) ORDER BY starts_at, key`,
 		to.UnixMilli(), from.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: alerts: %w", err)
 	}
-	defer rows.Close()
-	var out []AlertRecord
-	for rows.Next() {
-		var a AlertRecord
-		var labels, ann, ev string
-		var starts int64
-		var ends sql.NullInt64
-		if err := rows.Scan(&a.Key, &a.Name, &a.Status, &labels, &ann, &ev, &starts, &ends); err != nil {
-			return nil, fmt.Errorf("store: alerts: %w", err)
-		}
-		for _, f := range []struct {
-			s string
-			v any
-		}{{labels, &a.Labels}, {ann, &a.Annotations}, {ev, &a.Evidence}} {
-			if err := json.Unmarshal([]byte(f.s), f.v); err != nil {
-				return nil, fmt.Errorf("store: alert %q: %w", a.Key, err)
-			}
-		}
-		a.StartsAt, a.EndsAt = time.UnixMilli(starts).UTC(), fromMillis(ends)
-		out = append(out, a)
+	out, err := scanAlerts(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: alerts: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Notification is one queued notification, as an evidence bundle shows it.

@@ -63,13 +63,24 @@ func (s *SQLite) SaveAlert(ctx context.Context, a AlertRecord, out []OutboxEntry
 	})
 }
 
+// alertColumns are what scanAlerts reads, in its order.
+const alertColumns = `key, name, status, labels, annotations, evidence, starts_at, ends_at`
+
 // FiringAlerts returns the alerts whose last state is firing.
 func (s *SQLite) FiringAlerts(ctx context.Context) ([]AlertRecord, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT key, name, status, labels, annotations, evidence, starts_at, ends_at
-		FROM alerts WHERE status = 'firing' ORDER BY starts_at`)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+alertColumns+` FROM alerts WHERE status = 'firing' ORDER BY starts_at`)
 	if err != nil {
 		return nil, fmt.Errorf("store: firing alerts: %w", err)
 	}
+	out, err := scanAlerts(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: firing alerts: %w", err)
+	}
+	return out, nil
+}
+
+// scanAlerts reads rows of alertColumns and closes them.
+func scanAlerts(rows *sql.Rows) ([]AlertRecord, error) {
 	defer rows.Close()
 	var out []AlertRecord
 	for rows.Next() {
@@ -78,24 +89,20 @@ func (s *SQLite) FiringAlerts(ctx context.Context) ([]AlertRecord, error) {
 		var starts int64
 		var ends sql.NullInt64
 		if err := rows.Scan(&a.Key, &a.Name, &a.Status, &labels, &ann, &ev, &starts, &ends); err != nil {
-			return nil, fmt.Errorf("store: firing alerts: %w", err)
+			return nil, err
 		}
-		if err := json.Unmarshal([]byte(labels), &a.Labels); err != nil {
-			return nil, fmt.Errorf("store: alert %q labels: %w", a.Key, err)
-		}
-		if err := json.Unmarshal([]byte(ann), &a.Annotations); err != nil {
-			return nil, fmt.Errorf("store: alert %q annotations: %w", a.Key, err)
-		}
-		if err := json.Unmarshal([]byte(ev), &a.Evidence); err != nil {
-			return nil, fmt.Errorf("store: alert %q evidence: %w", a.Key, err)
+		for _, f := range []struct {
+			name, s string
+			v       any
+		}{{"labels", labels, &a.Labels}, {"annotations", ann, &a.Annotations}, {"evidence", ev, &a.Evidence}} {
+			if err := json.Unmarshal([]byte(f.s), f.v); err != nil {
+				return nil, fmt.Errorf("alert %q %s: %w", a.Key, f.name, err)
+			}
 		}
 		a.StartsAt, a.EndsAt = time.UnixMilli(starts).UTC(), fromMillis(ends)
 		out = append(out, a)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: firing alerts: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // Enqueue queues notifications on their own.
