@@ -33,6 +33,7 @@ func commands() []command {
 		{"run", "run the prober as a daemon: scheduler, watchers, HTTP API and metrics", cmdRun},
 		{"once", "run every probe once, print outcomes, exit 0 only when all are healthy", cmdOnce},
 		{"lab", "the embedded mail world: 'lab' (demo), 'lab serve', 'lab scenarios'", cmdLab},
+		{"auth", "'auth login' obtains a mailbox's or sender's first OAuth2 refresh token; 'auth test' logs in once", cmdAuth},
 		{"validate", "check a config file and print what it describes (no secrets)", cmdValidate},
 		{"route", "failover routes: 'route show', 'route pin ROUTE SENDER', 'route unpin ROUTE'", cmdRoute},
 		{"check", "'check dns': audit SPF, DKIM, DMARC, MX, MTA-STS and DANE; exit 1 on errors", cmdCheck},

@@ -1,8 +1,9 @@
 // Package identity is the lab's Entra-ID-like identity platform: an
 // OAuth2 token endpoint under https://<host>/<tenant>/ with OpenID
 // metadata (what MSAL reads), client credentials with a client secret or
-// a certificate assertion, the refresh-token grant with rotation and the
-// device-code flow. It issues RS256 JWT access tokens that the lab's mail
+// a certificate assertion, the refresh-token grant with rotation, the
+// device-code flow (a person approves the code at /devicelogin) and the
+// authorization-code flow with PKCE to a loopback redirect. It issues RS256 JWT access tokens that the lab's mail
 // services verify (audience, expiry, permission) with Verify. Faults turn
 // it into a tenant whose secret expired or whose user revoked consent.
 package identity
@@ -93,7 +94,8 @@ type Server struct {
 	mu      sync.Mutex
 	apps    map[string]App  // by client ID
 	users   map[string]User // by refresh token
-	devices map[string]User // by device code
+	devices map[string]*device  // by device code
+	codes   map[string]authCode // authorization codes by code
 	faults  Faults
 	issued  []string // every access and refresh token handed out
 }
@@ -112,11 +114,14 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, key: key, kid: randomHex(8), ln: ln,
-		apps: map[string]App{}, users: map[string]User{}, devices: map[string]User{}}
+		apps: map[string]App{}, users: map[string]User{}, devices: map[string]*device{}, codes: map[string]authCode{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{tenant}/v2.0/.well-known/openid-configuration", s.metadata)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.token)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/devicecode", s.deviceCode)
+	mux.HandleFunc("GET /devicelogin", s.deviceLoginPage)
+	mux.HandleFunc("POST /devicelogin", s.deviceLogin)
+	mux.HandleFunc("GET /{tenant}/oauth2/v2.0/authorize", s.authorize)
 	s.http = &http.Server{Handler: mux, TLSConfig: cfg.TLS, ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)}
 	go s.http.ServeTLS(ln, "", "")
@@ -206,6 +211,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.refresh(w, r, tenant)
 	case "urn:ietf:params:oauth:grant-type:device_code":
 		s.deviceToken(w, r, tenant)
+	case "authorization_code":
+		s.codeToken(w, r, tenant)
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.", 70003)
 	}
@@ -367,38 +374,6 @@ func (s *Server) grant(w http.ResponseWriter, c Claims, refreshToken string) {
 	}
 	s.log.Info("token issued", "aud", c.Audience, "app", c.AppID, "user", c.UPN)
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// deviceCode starts the device-code flow. The lab's person signs in at
-// once: the first poll gets tokens for u, whose address is the login_hint
-// (or the only user of the client).
-func (s *Server) deviceCode(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "AADSTS90014: malformed request", 90014)
-		return
-	}
-	tenant := r.PathValue("tenant")
-	dc, code := randomHex(16), strings.ToUpper(randomHex(4))
-	s.mu.Lock()
-	s.devices[dc] = User{Tenant: tenant, ClientID: r.PostForm.Get("client_id"), Address: r.PostForm.Get("login_hint")}
-	s.mu.Unlock()
-	uri := s.Authority() + "/devicelogin"
-	writeJSON(w, http.StatusOK, map[string]any{"device_code": dc, "user_code": code, "verification_uri": uri,
-		"expires_in": 900, "interval": 1,
-		"message": fmt.Sprintf("To sign in, use a web browser to open the page %s and enter the code %s to authenticate.", uri, code)})
-}
-
-func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request, tenant string) {
-	dc := r.PostForm.Get("device_code")
-	s.mu.Lock()
-	u, ok := s.devices[dc]
-	delete(s.devices, dc)
-	s.mu.Unlock()
-	if !ok || u.Tenant != tenant {
-		oauthError(w, http.StatusBadRequest, "expired_token", "AADSTS70020: The provided value for the input parameter 'device_code' is not valid.", 70020)
-		return
-	}
-	s.grantUser(w, u, r.PostForm.Get("scope"))
 }
 
 // Verify checks an access token for a service: signature, audience,
