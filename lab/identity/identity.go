@@ -92,8 +92,8 @@ type Server struct {
 	http *http.Server
 
 	mu      sync.Mutex
-	apps    map[string]App  // by client ID
-	users   map[string]User // by refresh token
+	apps    map[string]App      // by client ID
+	users   map[string]User     // by refresh token
 	devices map[string]*device  // by device code
 	codes   map[string]authCode // authorization codes by code
 	faults  Faults
