@@ -55,6 +55,7 @@ type SMTPResult struct {
 type Attempt struct {
 	ID         string        // sortable (UUIDv7)
 	RoundID    string        // the Round that created it; "" for attempts stored before rounds had IDs
+	Agent      string        // the agent (config's agent) that created it; "" for attempts stored before attempts had one
 	Probe      string        //
 	Sender     string        //
 	Mailbox    string        //

@@ -20,8 +20,11 @@ type Store interface {
 	Update(ctx context.Context, a *Attempt) error
 	// Get returns one attempt, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, id string) (*Attempt, error)
-	// Pending returns every attempt whose outcome is not final, oldest first.
-	Pending(ctx context.Context) ([]*Attempt, error)
+	// Pending returns the attempts agent must resume: those whose outcome
+	// is not final, oldest first. Where several agents share the store
+	// (PostgreSQL) only agent's own; where one agent owns it (SQLite)
+	// all of them, whatever name stored them.
+	Pending(ctx context.Context, agent string) ([]*Attempt, error)
 	// List returns attempts matching f, oldest first.
 	List(ctx context.Context, f Filter) ([]*Attempt, error)
 }
@@ -33,6 +36,7 @@ type Filter struct {
 	Sender   string
 	Mailbox  string
 	RoundID  string
+	Agent    string
 	Outcome  Outcome
 	Limit    int // 0: no limit
 }

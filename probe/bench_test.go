@@ -142,7 +142,7 @@ func BenchmarkInFlight(b *testing.B) {
 			}()
 		}
 		wg.Wait()
-		pending, _ := st.Pending(ctx)
+		pending, _ := st.Pending(ctx, "")
 		runtime.GC()
 		b.ReportMetric(float64(len(pending)), "in-flight")
 		b.ReportMetric(rssMB(), "RSS-MB")

@@ -128,7 +128,9 @@ func (s *bounceTestStore) Get(_ context.Context, id string) (*attempt.Attempt, e
 	}
 	return &a, nil
 }
-func (s *bounceTestStore) Pending(context.Context) ([]*attempt.Attempt, error) { return nil, nil }
+func (s *bounceTestStore) Pending(context.Context, string) ([]*attempt.Attempt, error) {
+	return nil, nil
+}
 func (s *bounceTestStore) List(context.Context, attempt.Filter) ([]*attempt.Attempt, error) {
 	return nil, nil
 }

@@ -98,7 +98,7 @@ func TestEngineSurvivesSIGKILL(t *testing.T) {
 	st := openStore(t, cfg.Store.Path)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pending, err := st.Pending(ctx)
+	pending, err := st.Pending(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,7 +168,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.started = true
 	e.mu.Unlock()
 
-	pending, err := e.opts.Store.Pending(ctx)
+	pending, err := e.opts.Store.Pending(ctx, e.cfg.Agent) // ours only, where agents share the store
 	if err != nil {
 		return fmt.Errorf("resume pending attempts: %w", err)
 	}
@@ -268,7 +268,7 @@ func (e *Engine) createAttempts(ctx context.Context, p targets.Probe, round stri
 			if err != nil {
 				return attempts, err
 			}
-			a.RoundID = round
+			a.RoundID, a.Agent = round, e.cfg.Agent
 			err = e.opts.Store.Create(ctx, a)
 			e.storeWrote(err)
 			if err != nil {

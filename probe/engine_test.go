@@ -133,7 +133,7 @@ func TestEngineHealthyLab(t *testing.T) {
 			t.Errorf("stored %s: %v %+v", a.ID, err, got)
 		}
 	}
-	if p, _ := st.Pending(ctx); len(p) != 0 {
+	if p, _ := st.Pending(ctx, ""); len(p) != 0 {
 		t.Errorf("%d attempts still pending in the store", len(p))
 	}
 }
@@ -163,7 +163,7 @@ func TestEngineResumesAfterStop(t *testing.T) {
 		t.Fatal("engine goroutines still running 30s after its context ended")
 	}
 
-	pending, err := st.Pending(context.Background())
+	pending, err := st.Pending(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 type AttemptJSON struct {
 	ID          string       `json:"id"`
 	RoundID     string       `json:"round_id"`
+	Agent       string       `json:"agent"` // the agent that probed; "" before attempts recorded it
 	Probe       string       `json:"probe"`
 	Sender      string       `json:"sender"`
 	Mailbox     string       `json:"mailbox"`
@@ -54,7 +55,7 @@ type VerdictsJSON struct {
 // View returns the public form of a.
 func View(a *attempt.Attempt) AttemptJSON {
 	return AttemptJSON{
-		ID: a.ID, RoundID: a.RoundID, Probe: a.Probe, Sender: a.Sender, Mailbox: a.Mailbox, Provider: a.Provider,
+		ID: a.ID, RoundID: a.RoundID, Agent: a.Agent, Probe: a.Probe, Sender: a.Sender, Mailbox: a.Mailbox, Provider: a.Provider,
 		Outcome: string(a.Outcome), Late: a.Late,
 		SubmittedAt: timeJSON(a.SubmittedAt), SeenAt: timeJSON(a.SeenAt),
 		LatencyMS: a.Latency().Milliseconds(), Folder: a.Folder,

@@ -15,7 +15,7 @@ import (
 )
 
 const attemptsUsage = `usage:
-  otpprobe attempts --config FILE [--probe P] [--sender S] [--mailbox M] [--provider P]
+  otpprobe attempts --config FILE [--agent A] [--probe P] [--sender S] [--mailbox M] [--provider P]
                     [--outcome O] [--since T] [--until T] [--limit N] [--cursor C] [--format table|json]
   otpprobe attempts show ID --config FILE [--format text|json]
 

@@ -15,13 +15,17 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/otpprobe/otpprobe/attempt"
 	"github.com/otpprobe/otpprobe/lab"
+	"github.com/otpprobe/otpprobe/reports/store"
 )
 
 // TestRunOnPostgres: the daemon runs the lab on store.driver: postgres
 // (scripts/test.sh starts a throw-away server; without one this skips, and
 // fails under CI=true): attempts are decided and stored, the route state
-// is kept there, and otpprobe attempts reads them back.
+// is kept there, and otpprobe attempts reads them back. Attempts carry
+// the agent, and at start the agent resumes only its own pending attempts:
+// another agent's stays pending for that agent to resume.
 func TestRunOnPostgres(t *testing.T) {
 	url := os.Getenv("OTPPROBE_POSTGRES_URL")
 	if url == "" {
@@ -69,6 +73,24 @@ func TestRunOnPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Two attempts left pending by a crash during their submission, past
+	// their deadline: the lab agent's own is resumed (and decided at once:
+	// send_failed, interrupted), another agent's is not touched.
+	st, err := store.OpenPostgres(ctx, os.Getenv("OTPPROBE_TEST_PG_DSN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
+	for i, agent := range []string{"lab", "other-region"} {
+		a := &attempt.Attempt{ID: fmt.Sprintf("0190a6f2-0000-7000-8000-00000000000%d", i), Agent: agent, Probe: "otp",
+			Sender: "m365", Mailbox: "gmail", Provider: "gmail", Token: fmt.Sprintf("tok%d", i), MessageID: fmt.Sprintf("%d@x", i),
+			CreatedAt: past, Deadline: past.Add(time.Minute), Outcome: attempt.OutcomePending}
+		if err := st.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+
 	var logs lockedWriter
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -96,6 +118,33 @@ func TestRunOnPostgres(t *testing.T) {
 		err := conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".attempts WHERE outcome = 'inbox'").Scan(&n)
 		return err == nil && n >= 2
 	})
+	outcomeOf := func(id string) string {
+		var o string
+		if err := conn.QueryRow(ctx, "SELECT outcome FROM "+schema+".attempts WHERE id = $1", id).Scan(&o); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	eventually(t, "the lab agent's own pending attempt resumed (send_failed)", func() bool {
+		return outcomeOf("0190a6f2-0000-7000-8000-000000000000") == "send_failed"
+	})
+	if o := outcomeOf("0190a6f2-0000-7000-8000-000000000001"); o != "pending" {
+		t.Errorf("another agent's pending attempt became %q: an agent must resume only its own", o)
+	}
+	var agents []string
+	rows, err := conn.Query(ctx, "SELECT DISTINCT agent FROM "+schema+".attempts WHERE outcome = 'inbox'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var a string
+		rows.Scan(&a)
+		agents = append(agents, a)
+	}
+	rows.Close()
+	if len(agents) != 1 || agents[0] != "lab" {
+		t.Errorf("agents of the stored attempts %v; want [lab]", agents)
+	}
 	var route string
 	if err := conn.QueryRow(ctx, "SELECT active_sender FROM "+schema+".route_state WHERE route = 'otp'").Scan(&route); err != nil || route != "m365" {
 		t.Errorf("route state in PostgreSQL: %q %v", route, err)

@@ -29,7 +29,7 @@ var (
 )
 
 // Params are the query's parameter names, in the API and as CLI flags.
-var Params = []string{"probe", "sender", "mailbox", "provider", "outcome", "since", "until", "limit", "cursor"}
+var Params = []string{"agent", "probe", "sender", "mailbox", "provider", "outcome", "since", "until", "limit", "cursor"}
 
 // ParseQuery reads a query from URL parameters (or flags put in the same
 // form). since and until are RFC 3339 times or a duration back from now
@@ -41,7 +41,7 @@ func ParseQuery(v url.Values, now time.Time) (store.AttemptQuery, error) {
 		}
 	}
 	q := store.AttemptQuery{
-		Probe: v.Get("probe"), Sender: v.Get("sender"), Mailbox: v.Get("mailbox"), Provider: v.Get("provider"),
+		Agent: v.Get("agent"), Probe: v.Get("probe"), Sender: v.Get("sender"), Mailbox: v.Get("mailbox"), Provider: v.Get("provider"),
 		Cursor: v.Get("cursor"),
 	}
 	if o := v.Get("outcome"); o != "" {

@@ -41,6 +41,7 @@ func WriteText(w io.Writer, a *attempt.Attempt) error {
 	}
 	line("attempt", a.ID)
 	line("round", a.RoundID)
+	line("agent", a.Agent)
 	line("probe", a.Probe)
 	line("sender", a.Sender)
 	line("mailbox", a.Mailbox+" ("+a.ProviderKey()+")")

@@ -16,9 +16,9 @@ const columns = `id, probe, sender, mailbox, provider, token, code, message_id,
 	submitted_at, seen_at, folder, internal_date, received_at,
 	smtp_stage, smtp_code, smtp_enhanced, smtp_reply, transcript, header,
 	trusted, authserv_id, spf, dkim, dmarc, arc, verdicts,
-	diagnosis, detail, updated_at, round_id`
+	diagnosis, detail, updated_at, round_id, agent`
 
-const numColumns = 35
+const numColumns = 36
 
 // millis encodes a time as UTC Unix milliseconds; the zero time is NULL.
 func millis(t time.Time) any {
@@ -50,7 +50,7 @@ func values(a *attempt.Attempt, now time.Time) ([]any, error) {
 		millis(a.SubmittedAt), millis(a.SeenAt), a.Folder, millis(a.InternalDate), millis(a.ReceivedAt),
 		a.SMTP.Stage, a.SMTP.Code, a.SMTP.Enhanced, a.SMTP.Reply, a.Transcript, a.Header,
 		a.Verdicts.Trusted, a.Verdicts.AuthservID, a.Verdicts.SPF, a.Verdicts.DKIM, a.Verdicts.DMARC, a.Verdicts.ARC, string(verdicts),
-		a.Diagnosis, a.Detail, now.UnixMilli(), a.RoundID,
+		a.Diagnosis, a.Detail, now.UnixMilli(), a.RoundID, a.Agent,
 	}, nil
 }
 
@@ -75,7 +75,7 @@ func scanAttempt(sc scanner) (*attempt.Attempt, error) {
 		&submitted, &seen, &a.Folder, &internalDate, &received,
 		&a.SMTP.Stage, &a.SMTP.Code, &a.SMTP.Enhanced, &a.SMTP.Reply, &a.Transcript, &a.Header,
 		&trusted, &authservID, &spf, &dkim, &dmarc, &arc, &verdicts,
-		&a.Diagnosis, &a.Detail, &updatedAt, &a.RoundID,
+		&a.Diagnosis, &a.Detail, &updatedAt, &a.RoundID, &a.Agent,
 	)
 	if err != nil {
 		return nil, err
@@ -126,6 +126,9 @@ func listQuery(f attempt.Filter, ph func(n int) string) (string, []any, error) {
 	if f.RoundID != "" {
 		add("round_id = ", f.RoundID)
 	}
+	if f.Agent != "" {
+		add("agent = ", f.Agent)
+	}
 	if f.Outcome != "" {
 		add("outcome = ", string(f.Outcome))
 	}
@@ -144,7 +147,12 @@ func listQuery(f attempt.Filter, ph func(n int) string) (string, []any, error) {
 // pendingQuery selects the attempts not decided yet (outcome pending or
 // ""); its one argument is attempt.OutcomePending.
 const pendingQuery = `SELECT ` + columns + ` FROM attempts
-	WHERE outcome IN (%s, '') ORDER BY created_at, id`
+	WHERE outcome IN (?, '') ORDER BY created_at, id`
+
+// agentPendingQuery is pendingQuery for one agent (PostgreSQL): its
+// arguments are attempt.OutcomePending and the agent.
+const agentPendingQuery = `SELECT ` + columns + ` FROM attempts
+	WHERE outcome IN (?, '') AND agent = ? ORDER BY created_at, id`
 
 // attemptRows is what database/sql's and pgx's result sets have in common.
 type attemptRows interface {

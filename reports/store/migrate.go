@@ -92,6 +92,14 @@ var sqliteMigrations = []migration{
 	)},
 	{5, "route_audit", migrateRouteAudit},
 	incidentsMigration,
+	// Attempts stored before attempts named their agent keep agent '':
+	// who stored them is not known (on PostgreSQL several agents may
+	// have), so none is made up; Pending hands each undecided one to the
+	// first agent that asks (see DB.Pending).
+	{7, "attempts_agent", execAll(
+		`ALTER TABLE attempts ADD COLUMN agent TEXT NOT NULL DEFAULT ''`,
+		`CREATE INDEX attempts_agent_created_at ON attempts (agent, created_at)`,
+	)},
 }
 
 // ErrSchemaTooNew means the database was migrated by a newer otpprobe.

@@ -142,7 +142,7 @@ func TestPostgresRestart(t *testing.T) {
 	if err != nil || got.Outcome != attempt.OutcomeInbox {
 		t.Fatalf("after the restart: %+v %v", got, err)
 	}
-	pending, err := p.Pending(ctx)
+	pending, err := p.Pending(ctx, "")
 	if err != nil || len(pending) != 0 {
 		t.Errorf("pending after the restart: %d %v", len(pending), err)
 	}

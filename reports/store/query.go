@@ -23,10 +23,10 @@ const (
 // AttemptQuery selects one page of attempts, newest first. The API, the
 // CLI, the dashboard and evidence bundles all read attempts through it.
 type AttemptQuery struct {
-	Probe, Sender, Mailbox string
-	Provider               string
-	Outcome                attempt.Outcome
-	Since, Until           time.Time // CreatedAt in [Since, Until); zero: open
+	Agent, Probe, Sender, Mailbox string
+	Provider                      string
+	Outcome                       attempt.Outcome
+	Since, Until                  time.Time // CreatedAt in [Since, Until); zero: open
 	// Cursor continues after the last attempt of a previous page (its
 	// AttemptPage.Next); "" starts at the newest.
 	Cursor string
@@ -100,7 +100,7 @@ func pageQuery(q AttemptQuery, ph func(n int) string) (string, []any, int, error
 		where = append(where, "created_at < "+arg(q.Until.UnixMilli()))
 	}
 	for _, f := range []struct{ col, val string }{
-		{"probe", q.Probe}, {"sender", q.Sender}, {"mailbox", q.Mailbox}, {"provider", q.Provider}, {"outcome", string(q.Outcome)},
+		{"agent", q.Agent}, {"probe", q.Probe}, {"sender", q.Sender}, {"mailbox", q.Mailbox}, {"provider", q.Provider}, {"outcome", string(q.Outcome)},
 	} {
 		if f.val != "" {
 			where = append(where, f.col+" = "+arg(f.val))

@@ -205,9 +205,22 @@ func (s *SQLite) Get(ctx context.Context, id string) (*attempt.Attempt, error) {
 	return a, nil
 }
 
-// Pending returns every attempt whose outcome is not final, oldest first.
-func (s *SQLite) Pending(ctx context.Context) ([]*attempt.Attempt, error) {
-	return s.query(ctx, "pending", fmt.Sprintf(pendingQuery, "?"), string(attempt.OutcomePending))
+// Pending returns the attempts agent must resume after a restart, oldest
+// first. On SQLite one agent owns the file, so that is every attempt not
+// decided yet, whatever agent name stored it (the name defaults to the
+// host name, which a recreated container changes). On PostgreSQL it is
+// agent's own: the undecided attempts stored before attempts had an agent
+// (agent ”) are first claimed by the agent that asks, in one UPDATE, so
+// exactly one agent resumes each of them.
+func (s *SQLite) Pending(ctx context.Context, agent string) ([]*attempt.Attempt, error) {
+	if !s.pg {
+		return s.query(ctx, "pending", pendingQuery, string(attempt.OutcomePending))
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE attempts SET agent = ? WHERE agent = '' AND outcome IN (?, '')`,
+		agent, string(attempt.OutcomePending)); err != nil {
+		return nil, fmt.Errorf("store: claim pending attempts: %w", err)
+	}
+	return s.query(ctx, "pending", agentPendingQuery, string(attempt.OutcomePending), agent)
 }
 
 // List returns the attempts matching f, oldest first (by CreatedAt, then

@@ -23,6 +23,7 @@ func runConformance(t *testing.T, open func(t *testing.T) attempt.Store) {
 		"ListAndPending": testListAndPending,
 		"Concurrent":     testConcurrent,
 		"Pages":          testPages,
+		"Agents":         testAgents,
 	} {
 		t.Run(name, func(t *testing.T) { test(t, open(t)) })
 	}
@@ -249,7 +250,7 @@ func testListAndPending(t *testing.T, s attempt.Store) {
 		}
 	}
 
-	pending, err := s.Pending(ctx)
+	pending, err := s.Pending(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +269,7 @@ func testListAndPending(t *testing.T, s attempt.Store) {
 	if err := s.Update(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	pending, err = s.Pending(ctx)
+	pending, err = s.Pending(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +337,7 @@ func testConcurrent(t *testing.T, s attempt.Store) {
 				case 0:
 					_, err = s.List(ctx, attempt.Filter{Sender: "m365"})
 				case 1:
-					_, err = s.Pending(ctx)
+					_, err = s.Pending(ctx, "")
 				default:
 					_, err = s.Get(ctx, newAttempt(r).ID)
 					if errors.Is(err, attempt.ErrNotFound) {
@@ -370,7 +371,65 @@ func testConcurrent(t *testing.T, s attempt.Store) {
 		finish(want, i)
 		mustEqual(t, a, stored(want))
 	}
-	if p, err := s.Pending(ctx); err != nil || len(p) != 0 {
+	if p, err := s.Pending(ctx, ""); err != nil || len(p) != 0 {
 		t.Fatalf("Pending after all updates: %d, %v", len(p), err)
+	}
+}
+
+// testAgents: attempts keep the agent that stored them; List filters by
+// it; Pending gives an agent its own undecided attempts where agents
+// share the store (PostgreSQL), after handing the agent-less ones (stored
+// before attempts had an agent) to the first agent that asks, and every
+// undecided attempt on SQLite (one agent per file).
+func testAgents(t *testing.T, s attempt.Store) {
+	ctx := context.Background()
+	agents := []string{"eu", "us", ""}
+	for i := range 9 {
+		a := newAttempt(i)
+		a.Agent = agents[i%3]
+		if i >= 6 {
+			finish(a, i)
+		}
+		if err := s.Create(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Get(ctx, newAttempt(1).ID)
+	if err != nil || got.Agent != "us" {
+		t.Fatalf("Get: agent %q, %v; want us", got.Agent, err)
+	}
+	list, err := s.List(ctx, attempt.Filter{Agent: "eu"})
+	if err != nil || !reflect.DeepEqual(ids(list), []string{"0000", "0003", "0006"}) {
+		t.Fatalf("List(agent eu) = %v, %v", ids(list), err)
+	}
+	pg := s.(*DB).pg
+	want := map[string][]int{"eu": {0, 3}, "us": {1, 4}}
+	if !pg {
+		want = map[string][]int{"eu": {0, 1, 2, 3, 4, 5}, "us": {0, 1, 2, 3, 4, 5}}
+	}
+	for _, agent := range []string{"eu", "us"} {
+		pending, err := s.Pending(ctx, agent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := want[agent]
+		if agent == "eu" && pg { // eu asks first: it also gets the agent-less 2 and 5
+			w = []int{0, 2, 3, 5}
+		}
+		var wantIDs []string
+		for _, i := range w {
+			wantIDs = append(wantIDs, ids([]*attempt.Attempt{newAttempt(i)})[0])
+		}
+		if !reflect.DeepEqual(ids(pending), wantIDs) {
+			t.Errorf("Pending(%s) on pg=%v: %v, want %v", agent, pg, ids(pending), wantIDs)
+		}
+	}
+	if pg {
+		if a, err := s.Get(ctx, newAttempt(2).ID); err != nil || a.Agent != "eu" {
+			t.Errorf("the agent-less pending attempt claimed by %q, %v; want eu", a.Agent, err)
+		}
+		if a, err := s.Get(ctx, newAttempt(8).ID); err != nil || a.Agent != "" {
+			t.Errorf("a decided agent-less attempt got agent %q, %v; it must keep ''", a.Agent, err)
+		}
 	}
 }
