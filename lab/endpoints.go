@@ -20,6 +20,26 @@ type Endpoints struct {
 	// RelayBounces is the backup relay's own bounce mailbox: each sender
 	// returns DSNs to its own envelope sender, as in real deployments.
 	RelayBounces *Endpoint `json:"relay_bounces,omitempty"`
+	// Verifier is the real verifier chain of scripts/testservers.sh
+	// (OpenDKIM signing, Postfix + rspamd receiving); nil for a lab world.
+	Verifier *Verifier `json:"verifier,omitempty"`
+}
+
+// Verifier describes the real verifier chain: mail submitted at
+// Senders[0] from any *.Domain is signed with Selector (d= the From
+// domain) and relayed from SourceIP to a receiving Postfix whose rspamd
+// milter resolves every name at DNS, a server the test runs and fills
+// (DKIMTXT is the selector's TXT value). Mail for Mailbox is delivered
+// there; DSNs to bounces@<anything>.Domain land in Bounces.
+type Verifier struct {
+	DNS        string   `json:"dns"`
+	Domain     string   `json:"domain"`
+	Selector   string   `json:"selector"`
+	DKIMTXT    string   `json:"dkim_txt"`
+	SourceIP   string   `json:"source_ip"`
+	AuthservID string   `json:"authserv_id"` // the receiving Postfix's myhostname
+	Mailbox    Endpoint `json:"mailbox"`
+	Bounces    Endpoint `json:"bounces"`
 }
 
 // Endpoint is one submission service or one IMAP mailbox.

@@ -52,6 +52,13 @@ func TestSignaturesAndSourceIP(t *testing.T) {
 	if ip := SourceIP(bare); !ip.Equal(net.ParseIP("192.0.2.7")) {
 		t.Errorf("SourceIP = %v, want the bare address after from", ip)
 	}
+	// Dovecot's LMTP hop names no address: the Postfix hop below it does.
+	lmtp := "Received: from mx.rx.test\r\n by vm with LMTP\r\n id 8PQp\r\n for <seed@rx.test>; Sat, 05 Dec 2026 19:22:40 +0000\r\n" +
+		"Received: from relay.verify.test (unknown [127.0.0.61])\r\n by mx.rx.test (Postfix) with ESMTP id 2883E; Sat,  5 Dec 2026 19:22:40 +0000\r\n" +
+		"Received: from reject.verify.test (localhost [127.0.0.1])\r\n by postfix.interop.test (Postfix) with ESMTPSA id 0E62; Sat,  5 Dec 2026 19:22:40 +0000\r\n\r\n"
+	if ip := SourceIP(lmtp); !ip.Equal(net.ParseIP("127.0.0.61")) {
+		t.Errorf("SourceIP = %v, want 127.0.0.61 (the first Received naming an address)", ip)
+	}
 	for _, h := range []string{"", "not a header", "DKIM-Signature: v=1; d=; s=x\r\n\r\n", "Received: from 127.0.0.1 by mx with HTTP; x\r\n\r\n"} {
 		if Signatures(h) != nil || SourceIP(h) != nil {
 			t.Errorf("%q: signatures %v, source %v; want none", h, Signatures(h), SourceIP(h))

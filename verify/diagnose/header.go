@@ -53,8 +53,10 @@ var (
 
 // SourceIP returns the address that delivered the canary to the provider:
 // Received-SPF's client-ip (or the address its comment names), else the
-// address in the from clause of the topmost Received header; nil when
-// neither is there.
+// address in the from clause of the topmost Received header that names
+// one; nil when none does. Received headers naming no address are the
+// provider's own hand-overs by name (Dovecot's "from mx.example by host
+// with LMTP") and are passed over.
 func SourceIP(header string) net.IP {
 	h, ok := parseHeader(header)
 	if !ok {
@@ -68,17 +70,20 @@ func SourceIP(header string) net.IP {
 			}
 		}
 	}
-	from, _, _ := strings.Cut(h.Get("Received"), " by ")
-	if m := bareFrom.FindStringSubmatch(from); m != nil {
-		// "from 127.0.0.1 by …" is the provider's own hand-over (Yahoo's
-		// HTTP hop), not the sender's relay.
-		if ip := net.ParseIP(m[1]); ip != nil && !ip.Equal(net.IPv4(127, 0, 0, 1)) && !ip.Equal(net.IPv6loopback) {
-			return ip
+	for _, rcvd := range h.Values("Received") {
+		from, _, _ := strings.Cut(rcvd, " by ")
+		if m := bareFrom.FindStringSubmatch(from); m != nil {
+			// "from 127.0.0.1 by …" is the provider's own hand-over (Yahoo's
+			// HTTP hop), not the sender's relay.
+			if ip := net.ParseIP(m[1]); ip != nil && !ip.Equal(net.IPv4(127, 0, 0, 1)) && !ip.Equal(net.IPv6loopback) {
+				return ip
+			}
+			return nil
 		}
-	}
-	for _, m := range ipLiteral.FindAllStringSubmatch(from, -1) {
-		if ip := net.ParseIP(strings.TrimPrefix(strings.ToLower(m[1]), "ipv6:")); ip != nil {
-			return ip
+		for _, m := range ipLiteral.FindAllStringSubmatch(from, -1) {
+			if ip := net.ParseIP(strings.TrimPrefix(strings.ToLower(m[1]), "ipv6:")); ip != nil {
+				return ip
+			}
 		}
 	}
 	return nil
