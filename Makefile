@@ -12,7 +12,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main.build
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/otpprobe
 
-# Everything: formatting, vet, real Dovecot/Postfix for the interop tests
+# Everything: formatting, vet, real Dovecot/Postfix/OpenDKIM/rspamd for the interop tests
 # (installed from Debian when missing and run as root), then every Go test
 # under the race detector.
 test:

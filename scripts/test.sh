@@ -8,7 +8,8 @@ unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt: these files need formatting:"; echo "$unformatted"; exit 1; fi
 go vet ./...
 
-# Real servers for the interop tests: Dovecot + Postfix on loopback.
+# Real servers for the interop tests: Dovecot, Postfix, OpenDKIM and rspamd
+# on loopback.
 state=$(mktemp -d /tmp/otpprobe-ts.XXXXXX)
 pgstate=$(mktemp -d /tmp/otpprobe-pg.XXXXXX)
 cleanup() {
@@ -20,7 +21,7 @@ trap cleanup EXIT
 if scripts/testservers.sh up "$state"; then
   export OTPPROBE_INTEROP_ENDPOINTS="$state/endpoints.json"
 else
-  echo "testservers: could not start Dovecot/Postfix; interop tests will skip (and fail under CI=true)"
+  echo "testservers: could not start Dovecot/Postfix/OpenDKIM/rspamd; interop tests will skip (and fail under CI=true)"
 fi
 
 # A throw-away PostgreSQL for the store tests (under CI=true they fail

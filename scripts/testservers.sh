@@ -19,8 +19,8 @@
 # *.verify.test; the key's TXT value is "verifier.dkim_txt").
 #
 #   scripts/testservers.sh install    install the packages if missing (root)
-#   scripts/testservers.sh up DIR     install if needed, start both, write DIR/endpoints.json
-#   scripts/testservers.sh down DIR   stop both (by pid); DIR stays for inspection
+#   scripts/testservers.sh up DIR     install if needed, start them all, write DIR/endpoints.json
+#   scripts/testservers.sh down DIR   stop them all (by pid); DIR stays for inspection
 #
 # up and down are idempotent. Exit codes: 0 ok, 1 failure, 2 usage,
 # 3 cannot run here (not root and packages or privileges missing).
