@@ -108,12 +108,8 @@ func sendForged(t *testing.T, cfg *targets.Config, mailbox string) (probe.Arriva
 		t.Fatal(err)
 	}
 	msg = append([]byte(forged), msg...)
-	creds := func(a targets.Auth) probe.Credentials {
-		return func(ctx context.Context) (string, string, error) {
-			secret, err := a.Secret(ctx)
-			return a.Username, secret, err
-		}
-	}
+	// As the engine does: the outlook seed logs in with XOAUTH2 tokens.
+	creds := probe.CredentialsFor
 	snd, err := probe.NewSender(*s, creds(s.Auth))
 	if err != nil {
 		t.Fatal(err)
