@@ -222,11 +222,12 @@ func TestVerifierInterop(t *testing.T) {
 		// SPF passes only for the ESP's bounce subdomain, which strict
 		// alignment does not accept: with the DKIM key removed DMARC
 		// fails and p=quarantine files the canary as spam.
-		dom:      verifierDomain{name: "quarantine", envelope: "em", dmarc: "v=DMARC1; p=quarantine; aspf=s"},
-		change:   func(d verifierDomain) { srv.Remove(d.keyName(), dns.TypeTXT) },
-		outcome:  "spam",
-		verdicts: verdicts{"pass", "none", "fail"},
-		folder:   "Junk Email",
+		dom:       verifierDomain{name: "quarantine", envelope: "em", dmarc: "v=DMARC1; p=quarantine; aspf=s"},
+		change:    func(d verifierDomain) { srv.Remove(d.keyName(), dns.TypeTXT) },
+		outcome:   "spam",
+		verdicts:  verdicts{"pass", "none", "fail"},
+		folder:    "Junk Email",
+		diagnosis: []string{"sel1._domainkey.quarantine.verify.test"},
 	}, {
 		// An M365 tenant's way of breaking: the selector CNAME's target
 		// lost its key and SPF no longer lists the relay. DMARC fails,
