@@ -37,6 +37,14 @@ type Options struct {
 	// when the server refused the credentials, else dial, tls, login or
 	// config); nil for none. It runs on the watcher's goroutine.
 	LoginFailed func(mailbox, folder, cause string)
+	// AuthChanged is told each time an IMAP server refuses a watcher's
+	// credentials (the reason and the wait before the next try) and each
+	// time it accepts them (nil, 0); nil for none. It runs on the
+	// watcher's goroutine.
+	AuthChanged func(mailbox, folder string, refused error, retryIn time.Duration)
+	// LoginBackoffBase is the first wait after a refused login (default
+	// 1 min); tests shorten it.
+	LoginBackoffBase time.Duration
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 	// SweepEvery is how often deadlines are checked (default 1s).
@@ -118,7 +126,32 @@ func (e *Engine) watchConfig(mb targets.Mailbox, folder, label string) WatchConf
 	if f := e.opts.LoginFailed; f != nil {
 		wc.OnLoginFailure = func(cause string) { f(mb.Name, label, cause) }
 	}
+	if f := e.opts.AuthChanged; f != nil {
+		wc.OnAuth = func(refused error, retryIn time.Duration) { f(mb.Name, label, refused, retryIn) }
+	}
+	wc.LoginBackoffBase = e.opts.LoginBackoffBase
 	return wc
+}
+
+// RetryLogins makes the watchers of mailbox (every mailbox when "") that
+// wait after a refused login try again now, e.g. once `otpprobe auth
+// test` proved the credentials fixed. It returns "mailbox/label" of each.
+func (e *Engine) RetryLogins(mailbox string) []string {
+	var out []string
+	for _, w := range e.allWatchers() {
+		if (mailbox == "" || w.cfg.Mailbox.Name == mailbox) && w.RetryLogin() {
+			out = append(out, w.cfg.Mailbox.Name+"/"+w.cfg.Label)
+		}
+	}
+	return out
+}
+
+func (e *Engine) allWatchers() []*Watcher {
+	var out []*Watcher
+	for _, name := range e.watchedMailboxes() {
+		out = append(out, e.watchers[name]...)
+	}
+	return append(out, e.bounces...)
 }
 
 // Watchers returns a snapshot of every watcher's state: the seed

@@ -66,6 +66,13 @@ type WatchConfig struct {
 	// (cause "auth") or the connection fails before it ("dial", "tls",
 	// "config"); nil for none.
 	OnLoginFailure func(cause string)
+	// OnAuth is told each time the server refuses the credentials (the
+	// reason, and the wait before the next try) and each time it accepts
+	// them (nil, 0); nil for none. It runs on the watcher's goroutine.
+	OnAuth func(refused error, retryIn time.Duration)
+	// LoginBackoffBase is the first wait after a refused login (default
+	// 1 min; tests shorten it); it doubles up to Mailbox.LoginBackoffMax.
+	LoginBackoffBase time.Duration
 }
 
 // Arrival is a canary seen in a watched folder.
@@ -111,6 +118,12 @@ type WatchState struct {
 	Reconnects  int       // connections lost since Run started
 	Delivered   uint64    // arrivals delivered
 	LastError   string    // last session error; never holds secrets
+	// LoginRefused: the server refused the credentials and the watcher
+	// waits until RetryAt (or a reload, or RetryLogin) before it tries
+	// again; LoginRefusals counts the refusals in a row.
+	LoginRefused  bool
+	LoginRefusals int
+	RetryAt       time.Time
 }
 
 // Watcher holds one long-lived IMAP connection to one folder and hands
@@ -123,6 +136,7 @@ type Watcher struct {
 	log *slog.Logger
 
 	poke       chan struct{}
+	retry      chan struct{} // RetryLogin
 	cmdTimeout time.Duration // cmdTimeout; shorter in tests
 	rescan     atomic.Bool
 	running    atomic.Bool
@@ -138,6 +152,8 @@ type Watcher struct {
 	// backlog holds UIDs (under uidValidity) of delivered canaries whose
 	// cleanup was cut off with the connection; the next one retries it.
 	backlog []imap.UID
+	// authStreak counts refused logins since the last accepted one.
+	authStreak int
 }
 
 // NewWatcher returns a watcher of cfg's folder that hands what cls
@@ -159,6 +175,7 @@ func NewWatcher(cfg WatchConfig, cls Classifier) *Watcher {
 		cls:        cls,
 		log:        log.With("mailbox", cfg.Mailbox.Name, "folder", cfg.Folder),
 		poke:       make(chan struct{}, 1),
+		retry:      make(chan struct{}, 1),
 		cmdTimeout: cmdTimeout,
 		delivered:  make(map[string]struct{}),
 		state:      WatchState{Mailbox: cfg.Mailbox.Name, Label: cfg.Label, Status: WatchStopped},
@@ -198,8 +215,9 @@ func (w *Watcher) update(f func(*WatchState)) {
 func (w *Watcher) setStatus(s WatchStatus) { w.update(func(st *WatchState) { st.Status = s }) }
 
 // Run watches until ctx is done, reconnecting with exponential backoff
-// (capped at 30 s, jittered) for as long as it takes. It returns nil when
-// ctx is done.
+// (capped at 30 s, jittered) for as long as it takes; after a refused
+// login the backoff starts at a minute and is capped at the mailbox's
+// login_backoff_max (watch_auth.go). It returns nil when ctx is done.
 func (w *Watcher) Run(ctx context.Context) error {
 	if w.running.Swap(true) {
 		return errors.New("watcher: Run called twice")
@@ -223,6 +241,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		wait := backoff(failures)
 		failures++
+		cause := loginFailure(err)
+		if cause == "auth" {
+			wait = w.refused(err)
+		}
 		msg := err.Error()
 		w.update(func(st *WatchState) {
 			if st.Connected || st.Since.IsZero() {
@@ -233,7 +255,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				st.Reconnects++
 			}
 		})
-		if cause := loginFailure(err); cause != "" && w.cfg.OnLoginFailure != nil {
+		if cause != "" && w.cfg.OnLoginFailure != nil {
 			w.cfg.OnLoginFailure(cause)
 		}
 		// Repeating the same failure every 30 s would flood the log.
@@ -242,8 +264,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			level = slog.LevelDebug
 		}
 		lastErr = msg
-		w.log.Log(ctx, level, "imap watcher disconnected", "err", msg, "retry_in", wait.Round(time.Millisecond))
-		if !sleep(ctx, wait) {
+		if cause == "auth" {
+			w.log.Log(ctx, level, "imap login refused; waiting before the next try (otpprobe auth test or a reload retries at once)",
+				"err", msg, "refusals", w.authStreak, "retry_in", wait.Round(time.Millisecond))
+		} else {
+			w.log.Log(ctx, level, "imap watcher disconnected", "err", msg, "retry_in", wait.Round(time.Millisecond))
+		}
+		if !w.waitRetry(ctx, wait) {
 			return nil
 		}
 	}
@@ -300,6 +327,7 @@ func (w *Watcher) session(ctx context.Context) (selected bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	w.loggedIn()
 	defer c.Close()
 	stopSetup := context.AfterFunc(setupCtx, func() { c.Close() })
 	folder, trash, sel, err := w.open(setupCtx, c)
@@ -430,8 +458,7 @@ func loginFailure(err error) string {
 	}
 	switch ie.Stage {
 	case StageLogin:
-		var refused *imap.Error
-		if errors.As(ie.Err, &refused) {
+		if credentialsRefused(ie.Err) {
 			return "auth"
 		}
 		return "login"

@@ -68,7 +68,8 @@ type Endpoint struct {
 }
 
 // Auth holds credentials. Passwords are resolved at load from ${ENV}
-// references or password_file and must never be printed; tokens are read
+// references or password_file (read again at each login by Secret) and
+// must never be printed; tokens are read
 // on every use (Auth.Secret) because they expire. For IMAP, plain and
 // login both mean user + password. A sender without a mechanism (and
 // without credentials) submits without AUTH. After Load, *_file paths
@@ -132,6 +133,10 @@ type Mailbox struct {
 	Trash      string   `yaml:"trash"`   // cleanup target when moving; default: \Trash special-use
 	Cleanup    *bool    `yaml:"cleanup"` // default true: canaries are removed once seen
 	Folders    []string `yaml:"folders"` // extra folders to watch besides INBOX and junk
+	// LoginBackoffMax caps the wait between logins the server refused
+	// (the wait starts at a minute and doubles; default 30m): retrying a
+	// refused password every few seconds is how accounts get locked.
+	LoginBackoffMax time.Duration `yaml:"login_backoff_max"`
 }
 
 // Probe sends through every sender to every mailbox on a schedule.

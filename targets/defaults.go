@@ -11,8 +11,11 @@ import (
 const (
 	DefaultDeadline   = 10 * time.Minute
 	DefaultLatencySLO = 60 * time.Second
-	DefaultSubject    = "Your verification code is {{.Code}} [{{.Token}}]"
-	DefaultBody       = "Your verification code is {{.Code}}.\n\n" +
+	// DefaultLoginBackoffMax caps the wait between IMAP logins the server
+	// refused (Mailbox.LoginBackoffMax).
+	DefaultLoginBackoffMax = 30 * time.Minute
+	DefaultSubject         = "Your verification code is {{.Code}} [{{.Token}}]"
+	DefaultBody            = "Your verification code is {{.Code}}.\n\n" +
 		"It expires in 10 minutes. If you did not request it, you can ignore this message.\n\n" +
 		"Reference: {{.Token}}\n"
 	DefaultStoreDriver = "sqlite"
@@ -62,6 +65,9 @@ func (c *Config) applyDefaults() {
 		m.Auth.inferMechanism()
 		if m.Auth.OAuth2 != nil {
 			m.Auth.OAuth2.applyDefaults()
+		}
+		if m.LoginBackoffMax == 0 {
+			m.LoginBackoffMax = DefaultLoginBackoffMax
 		}
 	}
 	for i := range c.Probes {

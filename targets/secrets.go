@@ -189,7 +189,7 @@ func readSecretFile(path string) (string, error) {
 }
 
 // Secret returns the credential to authenticate with: the password for
-// plain and login, or for xoauth2 a fresh access token read from
+// plain and login (password_file read again each time), or for xoauth2 a fresh access token read from
 // token_file or printed by token_command (run with sh -c in the config's
 // directory; bounded by ctx and at most 30s). Tokens expire, so they are
 // read on every call. Errors name the field, never the output.
@@ -214,6 +214,16 @@ func (a Auth) Secret(ctx context.Context) (string, error) {
 		}
 		return "", errorf(path, "xoauth2 needs token_file or token_command")
 	case AuthPlain, AuthLogin:
+		if a.PasswordFile != "" {
+			// Read again at each login: a password changed in its file is
+			// used from the next login on (a watcher whose login was
+			// refused retries with it), without a reload.
+			pw, err := readSecretFile(a.PasswordFile)
+			if err != nil {
+				return "", errorf(field(path, "password_file"), "%v", err)
+			}
+			return pw, nil
+		}
 		if a.Password == "" {
 			return "", errorf(field(path, "password"), "not set")
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/robfig/cron/v3"
 
@@ -84,6 +85,9 @@ func (c *Config) validate() error {
 		}
 		if _, err := verify.ParseAuthservIDs(m.AuthservID); err != nil {
 			return errorf(field(p, "authserv_id"), "%v", err)
+		}
+		if m.LoginBackoffMax < time.Second {
+			return errorf(field(p, "login_backoff_max"), "must be at least 1s, got %v", m.LoginBackoffMax)
 		}
 		for j, f := range m.Folders {
 			if strings.TrimSpace(f) == "" || strings.EqualFold(f, "INBOX") || f == m.Junk {

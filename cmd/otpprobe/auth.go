@@ -177,10 +177,11 @@ func cmdAuthTest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs := newFlagSet("auth test", stderr)
 	path, mailbox, sender := accountFlags(fs)
 	wait := fs.Duration("timeout", time.Minute, "how long the token request and the login may take together")
+	proberFlag := fs.String("prober", "", "after a mailbox's login worked, ask the otpprobe running at this URL to retry its refused logins now (default: http.listen of the config; none to skip)")
 	if code, ok := parseFlagsOnly(fs, args, stderr); !ok {
 		return code
 	}
-	_, acct, code := findAccount("auth test", *path, *mailbox, *sender, stderr)
+	cfg, acct, code := findAccount("auth test", *path, *mailbox, *sender, stderr)
 	if acct == nil {
 		return code
 	}
@@ -204,7 +205,13 @@ func cmdAuthTest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	case acct.sender != nil:
 		err = smtpLoginTest(ctx, acct, stdout)
 	default:
-		err = imapLoginTest(ctx, acct, stdout)
+		if err = imapLoginTest(ctx, acct, stdout); err == nil {
+			base := *proberFlag
+			if base == "" {
+				base = proberURL(cfg.HTTP)
+			}
+			nudgeProber(ctx, base, cfg.HTTP, acct.name, stdout)
+		}
 	}
 	if err != nil {
 		return exitFailed

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/otpprobe/otpprobe/probe"
@@ -37,6 +38,10 @@ func watcherProblems(e *probe.Engine, started time.Time, budget time.Duration) h
 			reason := st.LastError
 			if reason == "" {
 				reason = "not connected"
+			}
+			if st.LoginRefused {
+				reason = fmt.Sprintf("auth: login refused %d time(s) in a row, next try at %s: %s",
+					st.LoginRefusals, st.RetryAt.UTC().Format(time.TimeOnly), reason)
 			}
 			out = append(out, health.Problem{Component: "watcher", Name: st.Mailbox + "/" + st.Label, Reason: reason, Since: since})
 		}
@@ -75,6 +80,7 @@ func publishWatchers(ctx context.Context, e *probe.Engine, m *metrics.Metrics) {
 	for {
 		for _, st := range e.Watchers() {
 			m.SetWatcher(st.Mailbox, st.Label, st.Connected, st.LastPoll)
+			m.SetWatcherLoginRefused(st.Mailbox, st.Label, st.LoginRefused)
 		}
 		select {
 		case <-ctx.Done():

@@ -71,7 +71,7 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger, o
 		Observers: []func(*attempt.Attempt){m.ObserveAttempt, pl.Observe}, RoundStarted: []func(*attempt.Round){pl.RoundStarted},
 		// Evidence first (our own DKIM check), then the DNS diagnosis.
 		Enrichers:   []func(context.Context, *attempt.Attempt){dkimRecheck(r.LookupTXT), dw.Enrich},
-		LoginFailed: m.WatcherLoginFailed,
+		LoginFailed: m.WatcherLoginFailed, AuthChanged: pl.LoginChanged, LoginBackoffBase: o.loginBackoffBase,
 	})
 	if err != nil {
 		st.Close()
@@ -89,6 +89,7 @@ func (p *prober) handler() http.Handler {
 	mux.Handle("GET /metrics", p.metrics.Handler())
 	p.pipeline.Register(mux)
 	mux.Handle("GET /readyz", p.health.Handler())
+	mux.HandleFunc("POST /api/v1/watchers/retry", p.retryLogins)
 	dashboard.Register(mux, dashboard.Options{Config: p.cfg, History: p.store, Routes: p.pipeline.Failover, SLOs: p.pipeline.SLOs})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

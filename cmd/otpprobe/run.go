@@ -40,6 +40,9 @@ type daemonOptions struct {
 	firstRoundNow bool
 	// roundLines gets one human line per finished round.
 	roundLines io.Writer
+	// loginBackoffBase shortens the first wait after a refused IMAP login
+	// (tests).
+	loginBackoffBase time.Duration
 }
 
 // runDaemon runs the scheduler, watchers and HTTP server until ctx ends.

@@ -23,12 +23,16 @@ const (
 	RouteFailedOver   = "OTPRouteFailedOver"       // a route sends through a backup
 	DNSChanged        = "OTPDNSRecordChanged"      // a sender's mail DNS record changed
 	DNSCritical       = "OTPDNSCriticalFinding"    // a critical DNS posture finding
+	// CredentialsRefused: a seed or bounce mailbox's IMAP server (or its
+	// token endpoint) refuses the prober's credentials; its watchers back
+	// off and nothing arriving there is seen.
+	CredentialsRefused = "OTPCredentialsRefused"
 )
 
 // Names are every alert the prober's own notifier sends. Prometheus rules
 // (configs/prometheus) never use them: each alert has one source, so one
 // problem pages once (TestAlertSources).
-var Names = []string{SenderDown, ProviderSpam, VerdictRegression, SLOBurn, RouteFailedOver, DNSChanged, DNSCritical}
+var Names = []string{SenderDown, ProviderSpam, VerdictRegression, SLOBurn, RouteFailedOver, DNSChanged, DNSCritical, CredentialsRefused}
 
 // RunbookBase is where every alert's runbook section is: RunbookBase +
 // the lower-cased alert name (docs/runbook.md's headings).

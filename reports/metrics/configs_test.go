@@ -32,6 +32,7 @@ func exposed(t *testing.T) map[string]bool {
 	}
 	m.SkippedRun("otp")
 	m.SetWatcher("gmail-seed", "INBOX", true, time.Time{})
+	m.SetWatcherLoginRefused("gmail-seed", "INBOX", false)
 	m.InitKnown(Known{Probes: []KnownProbe{{Name: "otp", Senders: []string{"m365"}, Providers: []string{"gmail"}, Interval: time.Minute, Deadline: 10 * time.Minute}}}, time.Now())
 	m.SetConfigReload(true, time.Now())
 	m.SetRoute("otp", "m365", "primary")
@@ -164,6 +165,7 @@ func TestPromtoolTestsUseExposedSeries(t *testing.T) {
 	}
 	m.SkippedRun("otp")
 	m.SetWatcher("gmail-seed", "INBOX", true, time.Now())
+	m.SetWatcherLoginRefused("gmail-seed", "INBOX", false)
 	m.WatcherLoginFailed("gmail-seed", "INBOX", "auth")
 	m.SetRoute("otp", "m365", "primary")
 	m.Failover("otp", "m365", "backup")

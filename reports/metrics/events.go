@@ -36,6 +36,17 @@ func (m *Metrics) SetWatcher(mailbox, folder string, up bool, lastPoll time.Time
 	}
 }
 
+// SetWatcherLoginRefused records whether the watcher of a mailbox's
+// folder waits because the server refused its credentials (its backoff
+// grows to the mailbox's login_backoff_max).
+func (m *Metrics) SetWatcherLoginRefused(mailbox, folder string, refused bool) {
+	v := 0.0
+	if refused {
+		v = 1
+	}
+	m.watcherRefused.WithLabelValues(m.labels.value("mailbox", mailbox), m.folder(folder)).Set(v)
+}
+
 // loginCauses are the causes of WatcherLoginFailed.
 var loginCauses = []string{"auth", "dial", "tls", "login", "config"}
 

@@ -18,6 +18,7 @@
 //	otpprobe_watcher_up{mailbox,folder}                                 gauge
 //	otpprobe_watcher_last_event_timestamp_seconds{mailbox,folder}       gauge
 //	otpprobe_watcher_login_failures_total{mailbox,folder,cause}         counter
+//	otpprobe_watcher_login_refused{mailbox,folder}                      gauge
 //	otpprobe_route_active_sender{route,sender}                          gauge
 //	otpprobe_route_state{route,state}                                   gauge
 //	otpprobe_failovers_total{route,from,to}                             counter
@@ -80,6 +81,7 @@ type Metrics struct {
 	skippedRuns    *prometheus.CounterVec
 	watcherUp      *prometheus.GaugeVec
 	watcherEvent   *prometheus.GaugeVec
+	watcherRefused *prometheus.GaugeVec
 	loginFailures  *prometheus.CounterVec
 	routeSender    *prometheus.GaugeVec
 	routeState     *prometheus.GaugeVec
@@ -157,6 +159,9 @@ func New(agent string) *Metrics {
 			"mailbox", "folder"),
 		watcherEvent: gauge("watcher_last_event_timestamp_seconds",
 			"When the IMAP watcher of a folder last completed a poll of it (its proof of life).",
+			"mailbox", "folder"),
+		watcherRefused: gauge("watcher_login_refused",
+			"1 while the IMAP watcher of a folder waits because the server refused its credentials (backing off up to login_backoff_max), 0 otherwise.",
 			"mailbox", "folder"),
 		loginFailures: counter("watcher_login_failures_total",
 			"IMAP connections of a watcher that failed before or at login, by cause: auth (credentials refused), dial, tls, login, config.",

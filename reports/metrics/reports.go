@@ -26,7 +26,7 @@ type Reports struct {
 // alertNames and alertSeverities are the fixed label sets of alerts_firing.
 var (
 	alertNames = []string{"OTPSenderDown", "OTPProviderSpam", "OTPAuthVerdictRegression", "OTPDeliverySLOBurn",
-		"OTPRouteFailedOver", "OTPDNSRecordChanged", "OTPDNSCriticalFinding"}
+		"OTPRouteFailedOver", "OTPDNSRecordChanged", "OTPDNSCriticalFinding", "OTPCredentialsRefused"}
 	alertSeverities = []string{"page", "ticket", "info"}
 	burnWindows     = []string{"5m", "30m", "1h", "6h", "3d"}
 	notifyResults   = []string{"ok", "error"}
