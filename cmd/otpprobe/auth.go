@@ -260,10 +260,14 @@ func imapLoginTest(ctx context.Context, acct *account, stdout io.Writer) error {
 	if mech == "" {
 		mech = "a password"
 	}
+	addr := mb.Host
+	if mb.Port != 0 {
+		addr = net.JoinHostPort(mb.Host, strconv.Itoa(mb.Port))
+	}
 	if err != nil {
-		fmt.Fprintf(stdout, "FAIL imap %s at %s: %v\n", mb.Name, mb.Host, err)
+		fmt.Fprintf(stdout, "FAIL imap %s at %s: %v\n", mb.Name, addr, err)
 		return err
 	}
-	fmt.Fprintf(stdout, "ok   imap %s: %s accepted the login of %s with %s\n", mb.Name, mb.Host, mb.Auth.Username, mech)
+	fmt.Fprintf(stdout, "ok   imap %s: %s accepted the login of %s with %s\n", mb.Name, addr, mb.Auth.Username, mech)
 	return nil
 }

@@ -64,7 +64,11 @@ func adminToken(h targets.HTTP) string {
 // watchers of mailbox now. It is best effort: no prober running is normal
 // (auth test before the first start), so it only says what happened.
 func nudgeProber(ctx context.Context, base string, h targets.HTTP, mailbox string, stdout io.Writer) {
-	if base == "" || base == "none" {
+	switch {
+	case base == "none":
+		return
+	case base == "" || strings.HasSuffix(base, ":0"):
+		fmt.Fprintf(stdout, "note prober: the config's http.listen %q names no fixed port; pass --prober URL to make a running otpprobe retry now\n", h.Listen)
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
