@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,9 +25,10 @@ import (
 // then wait (an hour here), with otpprobe_watcher_up 0,
 // otpprobe_watcher_login_refused 1, the refusal counted with cause auth,
 // /readyz naming the cause, and OTPCredentialsRefused firing for gmail.
-// Once the password file is right, `otpprobe auth test` logs in and asks
-// the daemon to retry: the watchers connect at once and the alert
-// resolves.
+// Fixed and reloaded (SIGHUP), the new watchers log in and the alert
+// resolves. Broken again, then fixed without a reload: `otpprobe auth
+// test` logs in and asks the daemon to retry, the watchers connect at
+// once and the alert resolves.
 func TestLoginRefusedBacksOffAndAlerts(t *testing.T) {
 	old := readyBudget
 	readyBudget = time.Millisecond
@@ -129,6 +131,28 @@ func TestLoginRefusedBacksOffAndAlerts(t *testing.T) {
 		t.Errorf("yahoo's watcher reported refused (%v, %v)", v, ok)
 	}
 
+	// A reload starts new watchers, without the backoff: fixed, they log in
+	// and the alert (kept in the store across generations) resolves.
+	if err := os.WriteFile(pwFile, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "gmail's INBOX watcher up after the reload", func() bool { v, _ := metric("watcher_up", inbox); return v == 1 })
+	eventually(t, "OTPCredentialsRefused resolved after the reload", func() bool { return firing() == nil })
+
+	// Broken again (and reloaded, so the watchers log in again): refused,
+	// the alert fires again; the fix is proved by auth test, which makes
+	// the daemon retry at once instead of in an hour.
+	if err := os.WriteFile(pwFile, []byte("Wr0ng-Password-not-printed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "gmail's INBOX watcher refused again", func() bool { v, ok := metric("watcher_login_refused", inbox); return ok && v == 1 })
+	eventually(t, "OTPCredentialsRefused again", func() bool { return firing() != nil })
 	if err := os.WriteFile(pwFile, good, 0o600); err != nil {
 		t.Fatal(err)
 	}
