@@ -20,6 +20,7 @@ type device struct {
 	userCode string
 	approved bool
 	expires  time.Time
+	polls    int // token requests answered authorization_pending
 }
 
 // deviceCode starts the device-code flow (RFC 8628): the client shows the
@@ -86,12 +87,31 @@ func (s *Server) ApproveDevice(userCode, user string) error {
 	return fmt.Errorf("code %s is unknown or expired", userCode)
 }
 
+// PendingPolls is how many times the client polled the pending device
+// code userCode before anyone approved it.
+func (s *Server) PendingPolls(userCode string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		if d.userCode == userCode {
+			return d.polls
+		}
+	}
+	return 0
+}
+
 func (s *Server) deviceToken(w http.ResponseWriter, r *http.Request, tenant string) {
 	dc := r.PostForm.Get("device_code")
 	s.mu.Lock()
-	d, ok := s.devices[dc]
-	if ok && (d.approved || time.Now().After(d.expires)) {
-		delete(s.devices, dc)
+	var d device // a copy: ApproveDevice changes the stored one
+	p, ok := s.devices[dc]
+	if ok {
+		d = *p
+		if d.approved || time.Now().After(d.expires) {
+			delete(s.devices, dc)
+		} else {
+			p.polls++ // answered authorization_pending below
+		}
 	}
 	s.mu.Unlock()
 	switch {
