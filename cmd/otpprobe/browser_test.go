@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,16 +37,10 @@ func chromiumPath(t *testing.T) string {
 // as they come, and its dashboard and control URLs from the first line.
 func labLines(t *testing.T, ctx context.Context, args ...string) (lines <-chan string, dashboardURL, controlURL string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- dispatch(ctx, append([]string{"lab", "--listen", addr, "--dir", t.TempDir()}, args...), pw, io.Discard)
+		done <- dispatch(ctx, append([]string{"lab", "--listen", "127.0.0.1:0", "--dir", t.TempDir()}, args...), pw, io.Discard)
 		pw.Close()
 	}()
 	t.Cleanup(func() { <-done })

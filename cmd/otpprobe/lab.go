@@ -203,9 +203,11 @@ func cmdLabDemo(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *once {
 		return runOnce(ctx, cfg, onceOptions{format: *format, deadline: *deadline, logger: logger}, stdout, stderr)
 	}
-	fmt.Fprintf(stdout, "otpprobe lab: dashboard http://%s/ (scenario %s; control %s; config %s; metrics http://%s/metrics)\n",
-		*listen, strings.Join(names, ","), ep.Control, cfgPath, *listen)
 	o := daemonOptions{firstRoundNow: true, roundLines: stdout,
+		listening: func(addr string) {
+			fmt.Fprintf(stdout, "otpprobe lab: dashboard http://%s/ (scenario %s; control %s; config %s; metrics http://%s/metrics)\n",
+				addr, strings.Join(names, ","), ep.Control, cfgPath, addr)
+		},
 		beforeRounds: func(ctx context.Context, p *prober) {
 			p.dns.CheckAll(ctx)
 			for _, s := range names {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -40,6 +41,10 @@ type daemonOptions struct {
 	firstRoundNow bool
 	// roundLines gets one human line per finished round.
 	roundLines io.Writer
+	// listening gets the HTTP address once it is bound, before the first
+	// generation starts (the lab prints it on its first line, also for
+	// --listen 127.0.0.1:0).
+	listening func(addr string)
 	// loginBackoffBase shortens the first wait after a refused IMAP login
 	// (tests).
 	loginBackoffBase time.Duration
@@ -60,20 +65,27 @@ func runDaemon(ctx context.Context, cfgPath string, cfg *targets.Config, logger 
 
 	status := &reloadStatus{}
 	status.set(true)
+	// The listener is bound first: a port in use fails before any watcher
+	// logs in, and the address is known before the first round.
+	auth := api.NewAuth(cfg.HTTP, logger.With("component", "http"))
+	var current swapHandler
+	current.set(http.HandlerFunc(starting))
+	httpCtx, stopHTTP := context.WithCancel(ctx)
+	defer stopHTTP()
+	addr, err := serveHTTP(httpCtx, cfg.HTTP, auth.Wrap(&current), logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
+		return exitRuntime
+	}
+	if o.listening != nil {
+		o.listening(addr)
+	}
 	gen, err := startGeneration(ctx, cfg, logger, status, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
 		return exitRuntime
 	}
-	auth := api.NewAuth(cfg.HTTP, logger.With("component", "http"))
-	var current swapHandler
 	current.set(gen.handler)
-	addr, err := serveHTTP(ctx, cfg.HTTP, auth.Wrap(&current), logger)
-	if err != nil {
-		gen.stop()
-		fmt.Fprintf(stderr, "otpprobe: %v\n", err)
-		return exitRuntime
-	}
 	logger.Info("otpprobe running", "http", addr, "tls", cfg.HTTP.TLS != nil, "api_tokens", len(cfg.HTTP.Tokens),
 		"probes", len(cfg.Probes), "agent", cfg.Agent, "version", currentVersion().Version)
 	for {
@@ -111,3 +123,10 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // schedulerJitter spreads agents' runs so that they do not all submit in
 // the same second.
 const schedulerJitter = 2 * time.Second
+
+// starting answers while the first generation starts (a few milliseconds,
+// or while a PostgreSQL store is migrated).
+func starting(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "otpprobe is starting", http.StatusServiceUnavailable)
+}
