@@ -27,6 +27,12 @@ type Route struct {
 	// HealthyRounds (M): consecutive healthy rounds of the primary before
 	// failing back. Default 5.
 	HealthyRounds int `yaml:"healthy_rounds"`
+	// Quorum (agents sharing a PostgreSQL store): a sender's interval
+	// counts as unhealthy only when at least this many of the agents that
+	// reported a round of it in that interval saw it unhealthy. Default 0:
+	// a majority of those agents. Capped at the number that reported, so
+	// a lone surviving agent still decides.
+	Quorum int `yaml:"quorum"`
 	// MinHold is the least time on a backup before failing back. Default 10m.
 	MinHold time.Duration `yaml:"min_hold"`
 	// FailOverOnFastBurn also fails over when an SLO of the route burns its
@@ -172,6 +178,10 @@ func (c *Config) checkRoute(i int, senders, seen map[string]int, webhooks map[st
 		return errorf(field(p, "healthy_rounds"), "must be 1-1000, got %d", r.HealthyRounds)
 	case r.MinHold < 0:
 		return errorf(field(p, "min_hold"), "must not be negative, got %v", r.MinHold)
+	case r.Quorum < 0 || r.Quorum > 100:
+		return errorf(field(p, "quorum"), "must be 1-100 agents (0 or unset: a majority of the agents that reported), got %d", r.Quorum)
+	case r.Quorum > 1 && c.Store.Driver != "postgres":
+		return errorf(field(p, "quorum"), "counts agents sharing a PostgreSQL store; with store.driver %s there is one agent, got %d", c.Store.Driver, r.Quorum)
 	}
 	for j, w := range r.Webhooks {
 		if !webhooks[w] {
@@ -194,6 +204,31 @@ func (c *Config) checkRoute(i int, senders, seen map[string]int, webhooks map[st
 		}
 	}
 	return nil
+}
+
+// RoundInterval is how often the route's senders are probed: the shortest
+// interval of the probes whose rounds count for it (a schedule's gap
+// between its next two runs). Agents sharing a store count one interval's
+// rounds together.
+func (c *Config) RoundInterval(r Route, now time.Time) time.Duration {
+	var out time.Duration
+	for _, p := range c.Probes {
+		if (r.Probe != "" && p.Name != r.Probe) || !c.probed(p.Name, r.Primary) {
+			continue
+		}
+		sched, err := p.CronSchedule()
+		if err != nil {
+			continue
+		}
+		next := sched.Next(now)
+		if d := sched.Next(next).Sub(next); d > 0 && (out == 0 || d < out) {
+			out = d
+		}
+	}
+	if out == 0 {
+		out = time.Minute
+	}
+	return out
 }
 
 // probed reports whether sender is probed by probe name ("" for any).

@@ -116,6 +116,8 @@ func TestInvalidReporting(t *testing.T) {
 		"unknown probe":     {"routes: [{name: otp, primary: m365, backups: [backup], probe: nope}]", `routes[0] (otp).probe: unknown probe "nope"`},
 		"K too large":       {"routes: [{name: otp, primary: m365, backups: [backup], unhealthy_providers: 4}]", `routes[0] (otp).unhealthy_providers: must be 1-3 (the providers its probes reach), got 4`},
 		"N negative":        {"routes: [{name: otp, primary: m365, backups: [backup], unhealthy_rounds: -1}]", `routes[0] (otp).unhealthy_rounds: must be 1-1000, got -1`},
+		"quorum negative":   {"routes: [{name: otp, primary: m365, backups: [backup], quorum: -1}]", `routes[0] (otp).quorum: must be 1-100 agents (0 or unset: a majority of the agents that reported), got -1`},
+		"quorum on sqlite":  {"routes: [{name: otp, primary: m365, backups: [backup], quorum: 2}]", `routes[0] (otp).quorum: counts agents sharing a PostgreSQL store; with store.driver sqlite there is one agent, got 2`},
 		"hold negative":     {"routes: [{name: otp, primary: m365, backups: [backup], min_hold: -1m}]", `routes[0] (otp).min_hold: must not be negative, got -1m0s`},
 		"duplicate route":   {"routes: [{name: otp, primary: m365, backups: [backup]}, {name: otp, primary: backup, backups: [m365]}]", `routes[1] (otp).name: duplicate; routes[0] has the same name`},
 		"unknown webhook":   {"routes: [{name: otp, primary: m365, backups: [backup], webhooks: [ops]}]", `routes[0] (otp).webhooks[0]: unknown webhook "ops" (alerts.webhooks names them)`},

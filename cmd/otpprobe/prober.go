@@ -14,6 +14,7 @@ import (
 	"github.com/otpprobe/otpprobe/probe"
 	"github.com/otpprobe/otpprobe/reports/dashboard"
 	"github.com/otpprobe/otpprobe/reports/dnswatch"
+	"github.com/otpprobe/otpprobe/reports/failover"
 	"github.com/otpprobe/otpprobe/reports/health"
 	"github.com/otpprobe/otpprobe/reports/metrics"
 	"github.com/otpprobe/otpprobe/reports/pipeline"
@@ -32,6 +33,7 @@ type prober struct {
 	pipeline *pipeline.Pipeline
 	dns      *dnswatch.Watcher // DNS posture checks; also the engine's diagnosis Enricher
 	health   *health.Checker   // /readyz: startGeneration adds the checks
+	election *store.Election   // PostgreSQL: this agent's part in the route leader election
 }
 
 // openProber opens the store and builds the engine; start it with
@@ -56,8 +58,26 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger, o
 			fmt.Fprintln(o.roundLines, roundLine(cfg, r, pl.Failover.Decision))
 		})
 	}
-	pl, err = pipeline.New(ctx, cfg, pipeline.Options{Store: st, History: st, Metrics: m, Logger: logger, RoundObservers: observers})
+	popts := pipeline.Options{Store: st, History: st, Metrics: m, Logger: logger, RoundObservers: observers}
+	var election *store.Election
+	if cfg.Store.Driver == "postgres" {
+		// Agents share the store: one elected agent takes the route
+		// decisions from every agent's rounds. otpprobe once records its
+		// rounds but never decides.
+		popts.Shared = &failover.Shared{Store: st, Election: neverLeads{}}
+		if o.daemon {
+			if election, err = st.Election(cfg.Agent); err != nil {
+				st.Close()
+				return nil, err
+			}
+			popts.Shared.Election = election
+		}
+	}
+	pl, err = pipeline.New(ctx, cfg, popts)
 	if err != nil {
+		if election != nil {
+			election.Close()
+		}
 		st.Close()
 		return nil, err
 	}
@@ -77,10 +97,25 @@ func openProber(ctx context.Context, cfg *targets.Config, logger *slog.Logger, o
 		st.Close()
 		return nil, err
 	}
-	return &prober{cfg: cfg, store: st, metrics: m, engine: eng, dns: dw, pipeline: pl, health: health.New(nil)}, nil
+	return &prober{cfg: cfg, store: st, metrics: m, engine: eng, dns: dw, pipeline: pl, health: health.New(nil), election: election}, nil
 }
 
-func (p *prober) close() { p.store.Close() }
+// close ends the election's session (releasing the leadership at once)
+// and closes the store.
+func (p *prober) close() {
+	if p.election != nil {
+		p.election.Close()
+	}
+	p.store.Close()
+}
+
+// neverLeads is the election of a process that only records its rounds.
+type neverLeads struct{}
+
+func (neverLeads) Leader(context.Context, string) (bool, error) { return false, nil }
+func (neverLeads) Live(context.Context, []string) (map[string]bool, error) {
+	return map[string]bool{}, nil
+}
 
 // handler is the prober's HTTP surface: /metrics, /healthz (liveness),
 // /readyz, the API and the dashboard.

@@ -32,6 +32,7 @@ type generation struct {
 
 func startGeneration(parent context.Context, cfg *targets.Config, logger *slog.Logger, status *reloadStatus, o daemonOptions) (*generation, error) {
 	ctx, cancel := context.WithCancel(parent)
+	o.daemon = true
 	p, err := openProber(ctx, cfg, logger, o)
 	if err != nil {
 		cancel()

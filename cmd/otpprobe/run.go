@@ -48,6 +48,9 @@ type daemonOptions struct {
 	// loginBackoffBase shortens the first wait after a refused IMAP login
 	// (tests).
 	loginBackoffBase time.Duration
+	// daemon: this process takes part in the route leader election on a
+	// PostgreSQL store (otpprobe once never decides routes there).
+	daemon bool
 }
 
 // runDaemon runs the scheduler, watchers and HTTP server until ctx ends.

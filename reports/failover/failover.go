@@ -41,8 +41,17 @@ type Options struct {
 	// fast rate; consulted for routes with fail_over_on_fast_burn.
 	FastBurn func(route string) (burning bool, why string)
 	// Poll is how often pins set by another process (otpprobe route pin)
-	// are read and hold times re-checked (default 2s).
+	// are read and hold times re-checked (default 2s; with Shared, at
+	// most half the shortest probe interval of a route, so that another
+	// agent takes over a dead leader's decisions within an interval).
 	Poll time.Duration
+	// Shared, when other agents share the store (PostgreSQL), makes one
+	// elected agent decide each route from every agent's rounds
+	// (shared.go); nil: this agent decides alone from its own rounds.
+	Shared *Shared
+	// Loaded is told about a decision another agent took, read back from
+	// the shared store (metrics); it runs with the Failover's lock held.
+	Loaded func(Decision)
 }
 
 // Operator is who pins or unpins a route by hand, recorded with the pin
@@ -77,7 +86,7 @@ type route struct {
 	st      store.RouteState
 	pin     *store.RoutePin
 	backups map[string]health // each backup's last round
-	lastBad rounds.Round      // the primary's last unhealthy round
+	lastBad verdict           // the primary's last unhealthy round (or interval)
 	badIDs  []string          // unhealthy attempt IDs of the current bad streak
 	// activeBad counts consecutive unhealthy rounds of the active backup.
 	activeBad int
@@ -87,6 +96,9 @@ type route struct {
 	// unpinned is who removed the pin, until the transition it causes is
 	// stored.
 	unpinned *Operator
+	// shared is the state of a route decided together with other agents
+	// (nil when this agent decides alone): shared.go.
+	shared *sharedRoute
 }
 
 type health struct {
@@ -132,6 +144,10 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Failover, err
 			}
 		}
 		rt.st = st
+		if opts.Shared != nil {
+			rt.shared = newSharedRoute(cfg, rc, opts.Now())
+			f.opts.Poll = min(f.opts.Poll, max(rt.shared.interval/2, 100*time.Millisecond))
+		}
 		if p, ok := pins[rc.Name]; ok && slices.Contains(rc.Senders(), p.Sender) {
 			rt.pin = &p
 		}
@@ -172,6 +188,10 @@ func (f *Failover) publish() {
 // ObserveRound feeds one sender's probe round to the routes it concerns
 // (a rounds.Assembler subscriber).
 func (f *Failover) ObserveRound(ctx context.Context, r rounds.Round) {
+	if f.opts.Shared != nil {
+		f.observeShared(ctx, r)
+		return
+	}
 	var done []Transition
 	f.mu.Lock()
 	for _, name := range f.order {
@@ -191,17 +211,47 @@ func (f *Failover) ObserveRound(ctx context.Context, r rounds.Round) {
 }
 
 func (rt *route) observe(r rounds.Round) {
-	unhealthy := r.Unhealthy()
-	bad := len(unhealthy) >= rt.cfg.UnhealthyProviders
-	if r.Partial && !bad && len(unhealthy)+missing(r) >= rt.cfg.UnhealthyProviders {
-		return // attempts are missing (a restart mid-round): too little to tell
+	if v, ok := roundVerdict(rt.cfg, r); ok {
+		rt.count(v)
 	}
-	if r.Sender == rt.cfg.Primary {
+}
+
+// verdict is what counts of one round of a sender (or, when agents share
+// the store, of one interval of every agent's rounds of it).
+type verdict struct {
+	sender    string
+	bad       bool
+	start     time.Time
+	unhealthy []string // providers
+	providers int      // providers reached
+	diagnosis string
+	evidence  []string
+	// agents says who saw it, when agents share the store: "2 of 2
+	// agents (eu, us), quorum 2"; "" for one agent's own round.
+	agents string
+}
+
+// roundVerdict is r's verdict for route c; ok is false when attempts are
+// missing (a restart mid-round) and too few are decided to tell.
+func roundVerdict(c targets.Route, r rounds.Round) (v verdict, ok bool) {
+	unhealthy := r.Unhealthy()
+	bad := len(unhealthy) >= c.UnhealthyProviders
+	if r.Partial && !bad && len(unhealthy)+missing(r) >= c.UnhealthyProviders {
+		return verdict{}, false
+	}
+	return verdict{sender: r.Sender, bad: bad, start: r.Start, unhealthy: unhealthy, providers: len(r.Providers),
+		diagnosis: r.Diagnosis(), evidence: r.Evidence()}, true
+}
+
+// count feeds one verdict to the route's streaks.
+func (rt *route) count(v verdict) {
+	bad := v.bad
+	if v.sender == rt.cfg.Primary {
 		if bad {
 			rt.st.BadRounds++
 			rt.st.GoodRounds = 0
-			rt.lastBad = r
-			rt.badIDs = append(rt.badIDs, r.Evidence()...)
+			rt.lastBad = v
+			rt.badIDs = append(rt.badIDs, v.evidence...)
 			if n := len(rt.badIDs); n > maxEvidence {
 				rt.badIDs = rt.badIDs[n-maxEvidence:]
 			}
@@ -212,8 +262,8 @@ func (rt *route) observe(r rounds.Round) {
 		}
 		return
 	}
-	rt.backups[r.Sender] = health{healthy: !bad, at: r.Start, diagnosis: r.Diagnosis()}
-	if r.Sender == rt.st.ActiveSender {
+	rt.backups[v.sender] = health{healthy: !bad, at: v.start, diagnosis: v.diagnosis}
+	if v.sender == rt.st.ActiveSender {
 		if bad {
 			rt.activeBad++
 		} else {
@@ -223,15 +273,24 @@ func (rt *route) observe(r rounds.Round) {
 }
 
 // step moves the state machine as far as the known facts allow and
-// stores each transition.
+// stores each transition. When agents share the store only the leader
+// steps, and a transition another agent got to first is dropped (not
+// returned).
 func (f *Failover) step(ctx context.Context, rt *route) []Transition {
+	if rt.shared != nil && !rt.shared.leading {
+		return nil
+	}
 	var out []Transition
 	for range 5 { // each pass makes at most one transition
 		to, sender, reason, diag, evidence, ok := f.next(rt)
 		if !ok {
 			break
 		}
-		out = append(out, f.transition(ctx, rt, to, sender, reason, diag, evidence))
+		t, err := f.transition(ctx, rt, to, sender, reason, diag, evidence)
+		if err != nil {
+			break
+		}
+		out = append(out, t)
 	}
 	return out
 }
@@ -266,10 +325,10 @@ func (f *Failover) next(rt *route) (to, sender, reason, diag string, evidence []
 		return StateBackup, st.ActiveSender, why + "; staying on " + st.ActiveSender + " until the primary recovers", "", nil, true
 	case StatePrimary:
 		if st.BadRounds >= c.UnhealthyRounds {
-			return StateFailingOver, c.Primary, rt.badReason(), rt.lastBad.Diagnosis(), rt.badIDs, true
+			return StateFailingOver, c.Primary, rt.badReason(), rt.lastBad.diagnosis, rt.badIDs, true
 		}
 		if burning, why := f.fastBurn(c); burning {
-			return StateFailingOver, c.Primary, "fast SLO burn: " + why, rt.lastBad.Diagnosis(), rt.badIDs, true
+			return StateFailingOver, c.Primary, "fast SLO burn: " + why, rt.lastBad.diagnosis, rt.badIDs, true
 		}
 	case StateFailingOver:
 		if st.BadRounds == 0 && st.GoodRounds > 0 {
@@ -296,7 +355,7 @@ func (f *Failover) next(rt *route) (to, sender, reason, diag string, evidence []
 	case StateRecovering:
 		if st.BadRounds > 0 {
 			return StateBackup, st.ActiveSender, fmt.Sprintf("%s unhealthy again while recovering: %s", c.Primary, rt.badReason()),
-				rt.lastBad.Diagnosis(), rt.badIDs, true
+				rt.lastBad.diagnosis, rt.badIDs, true
 		}
 		if held := now.Sub(st.Since); held >= c.MinHold {
 			return StatePrimary, c.Primary, fmt.Sprintf("failed back to %s: healthy for %d consecutive rounds, %s held for %v",
@@ -307,9 +366,13 @@ func (f *Failover) next(rt *route) (to, sender, reason, diag string, evidence []
 }
 
 func (rt *route) badReason() string {
-	r := rt.lastBad
-	return fmt.Sprintf("%s unhealthy at %s (%d of %d providers) for %d consecutive rounds",
-		rt.cfg.Primary, strings.Join(r.Unhealthy(), ", "), len(r.Unhealthy()), len(r.Providers), rt.st.BadRounds)
+	v := rt.lastBad
+	why := fmt.Sprintf("%s unhealthy at %s (%d of %d providers) for %d consecutive rounds",
+		rt.cfg.Primary, strings.Join(v.unhealthy, ", "), len(v.unhealthy), v.providers, rt.st.BadRounds)
+	if v.agents != "" {
+		why += "; last seen by " + v.agents
+	}
+	return why
 }
 
 // healthyBackup is the first backup (besides except) whose last round was
@@ -330,8 +393,10 @@ func (f *Failover) fastBurn(c targets.Route) (bool, string) {
 	return f.opts.FastBurn(c.Name)
 }
 
-// transition applies and stores one change of state.
-func (f *Failover) transition(ctx context.Context, rt *route, to, sender, reason, diag string, evidence []string) Transition {
+// transition applies and stores one change of state. The error is a
+// conflict with another agent's decision (shared stores only): nothing
+// was stored and the state was reloaded.
+func (f *Failover) transition(ctx context.Context, rt *route, to, sender, reason, diag string, evidence []string) (Transition, error) {
 	now := f.opts.Now().UTC()
 	from := rt.st
 	var by Operator
@@ -359,24 +424,36 @@ func (f *Failover) transition(ctx context.Context, rt *route, to, sender, reason
 	}
 	tr := &store.RouteTransition{Route: rt.cfg.Name, At: now, FromState: from.State, ToState: to,
 		FromSender: from.ActiveSender, ToSender: rt.st.ActiveSender, Reason: reason, Diagnosis: rt.st.Diagnosis, Evidence: rt.st.Evidence,
-		Actor: by.Name, Source: by.Source}
-	f.save(ctx, rt, tr, t)
+		Actor: by.Name, Source: by.Source, Agent: f.opts.Agent}
+	if err := f.save(ctx, rt, tr, t); err != nil {
+		return Transition{}, err
+	}
 	attrs := []any{"route", rt.cfg.Name, "from", from.State, "to", to, "active_sender", rt.st.ActiveSender, "reason", reason}
 	if by.Name != "" {
 		attrs = append(attrs, "by", by.Name, "source", by.Source)
 	}
 	f.log.Info("route transition", attrs...)
-	return t
+	return t, nil
 }
 
-func (f *Failover) save(ctx context.Context, rt *route, tr *store.RouteTransition, t ...Transition) {
+// save stores the route's state, with tr and its notifications. Alone,
+// a failure is logged and the decision stands (it is retried with the
+// next save); when agents share the store the save is conditional on the
+// version the decision was taken from (with the intervals it counted),
+// and a conflict drops the decision: the error is returned.
+func (f *Failover) save(ctx context.Context, rt *route, tr *store.RouteTransition, t ...Transition) error {
 	var out []store.OutboxEntry
 	if tr != nil && f.opts.Outbox != nil {
 		out = f.opts.Outbox(rt.cfg, t[0])
 	}
-	if err := f.opts.Store.SaveRoute(context.WithoutCancel(ctx), &rt.st, tr, out); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	if rt.shared != nil {
+		return f.saveShared(ctx, rt, tr, out)
+	}
+	if err := f.opts.Store.SaveRoute(ctx, &rt.st, tr, out); err != nil {
 		f.log.Error("store route state", "route", rt.cfg.Name, "err", err)
 	}
+	return nil
 }
 
 func (f *Failover) changed(ctx context.Context, ts []Transition) {
@@ -410,7 +487,7 @@ func (f *Failover) Pin(ctx context.Context, name, sender string, by Operator) (D
 	}
 	f.log.Info("route pinned", "route", name, "sender", sender, "by", by.Name, "source", by.Source, "reason", by.Reason)
 	rt.pin = &p
-	done := f.step(ctx, rt)
+	done := f.stepOrRefresh(ctx, rt)
 	f.publish()
 	d := decision(rt.st, rt.cfg.Primary, true)
 	f.mu.Unlock()
@@ -436,7 +513,7 @@ func (f *Failover) Unpin(ctx context.Context, name string, by Operator) (Decisio
 	if rt.st.State == StatePinned {
 		rt.unpinned = &by
 	}
-	done := f.step(ctx, rt)
+	done := f.stepOrRefresh(ctx, rt)
 	f.publish()
 	d := decision(rt.st, rt.cfg.Primary, false)
 	f.mu.Unlock()
@@ -485,12 +562,21 @@ func (f *Failover) Run(ctx context.Context) {
 			default:
 				rt.pin = nil
 			}
-			done = append(done, f.step(ctx, rt)...)
+			done = append(done, f.stepOrRefresh(ctx, rt)...)
 		}
 		f.publish()
 		f.mu.Unlock()
 		f.changed(ctx, done)
 	}
+}
+
+// stepOrRefresh steps the route's state machine; when agents share the
+// store, it refreshes the route instead (only the leader steps).
+func (f *Failover) stepOrRefresh(ctx context.Context, rt *route) []Transition {
+	if rt.shared != nil {
+		return f.refreshShared(ctx, rt)
+	}
+	return f.step(ctx, rt)
 }
 
 // missing counts the providers of a round without a decided attempt.

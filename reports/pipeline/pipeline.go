@@ -60,6 +60,9 @@ type Options struct {
 	RoundObservers []func(context.Context, rounds.Round)
 	// Poll is how often pins from other processes are read (default 2s).
 	Poll time.Duration
+	// Shared is set when other agents share the store (PostgreSQL): one
+	// elected agent takes the route decisions from every agent's rounds.
+	Shared *failover.Shared
 }
 
 // Pipeline is the assembled reports side of the prober.
@@ -131,7 +134,7 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 	}})
 
 	fopts := failover.Options{Store: opts.Store, Logger: opts.Logger.With("component", "failover"), Agent: cfg.Agent,
-		FastBurn: p.SLOs.FastBurn, Poll: opts.Poll,
+		FastBurn: p.SLOs.FastBurn, Poll: opts.Poll, Shared: opts.Shared, Loaded: p.routeMetrics,
 		Outbox: func(r targets.Route, t failover.Transition) []store.OutboxEntry {
 			return p.Alerts.Entries(alert.KindTransition, r.Webhooks, t)
 		},

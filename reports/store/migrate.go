@@ -100,6 +100,7 @@ var sqliteMigrations = []migration{
 		`ALTER TABLE attempts ADD COLUMN agent TEXT NOT NULL DEFAULT ''`,
 		`CREATE INDEX attempts_agent_created_at ON attempts (agent, created_at)`,
 	)},
+	{8, "multi_agent_routes", migrateMultiAgent},
 }
 
 // ErrSchemaTooNew means the database was migrated by a newer otpprobe.

@@ -46,7 +46,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*DB, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s := &DB{pg: true, w: w, r: r, now: time.Now}
+	s := &DB{pg: true, dsn: dsn, w: w, r: r, now: time.Now}
 	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: postgres: prepare statements: %w", err)

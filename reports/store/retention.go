@@ -38,6 +38,12 @@ var pruneSteps = []struct {
 		AND s.id != (SELECT max(n.id) FROM dns_snapshots n WHERE n.domain = s.domain) LIMIT ?)`},
 	{"dns_changes", "dns", `DELETE FROM dns_changes WHERE id IN (
 		SELECT id FROM dns_changes WHERE detected_at < ? LIMIT ?)`},
+	// Round verdicts and counted intervals are as fine-grained as
+	// attempts and go with them.
+	{"route_rounds", "attempts", `DELETE FROM route_rounds WHERE id IN (
+		SELECT id FROM route_rounds WHERE started_at < ? LIMIT ?)`},
+	{"route_intervals", "attempts", `DELETE FROM route_intervals WHERE id IN (
+		SELECT id FROM route_intervals WHERE start < ? LIMIT ?)`},
 	{"route_transitions", "history", `DELETE FROM route_transitions WHERE id IN (
 		SELECT id FROM route_transitions WHERE at < ? LIMIT ?)`},
 	{"incidents", "history", `DELETE FROM incidents WHERE id IN (

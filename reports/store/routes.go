@@ -109,6 +109,9 @@ type RouteTransition struct {
 	// Actor and Source name who made a manual change (pin, unpin) and from
 	// where; empty for the state machine's own decisions.
 	Actor, Source string
+	// Agent is the agent that took the transition (the deciding one when
+	// agents share the store); empty before transitions recorded it.
+	Agent string
 }
 
 // RoutePin is a manual override: the route uses Sender until unpinned.
@@ -165,21 +168,27 @@ func (s *SQLite) SaveRoute(ctx context.Context, st *RouteState, tr *RouteTransit
 		if err := row.Scan(&st.Version); err != nil {
 			return err
 		}
-		if tr != nil {
-			ev, err := jsonList(tr.Evidence)
-			if err != nil {
-				return err
-			}
-			if err := tx.QueryRowContext(ctx, `INSERT INTO route_transitions (route, at, from_state, to_state,
-				from_sender, to_sender, reason, diagnosis, evidence, actor, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				RETURNING id`,
-				tr.Route, tr.At.UnixMilli(), tr.FromState, tr.ToState, tr.FromSender, tr.ToSender, tr.Reason, tr.Diagnosis, ev,
-				tr.Actor, tr.Source).Scan(&tr.ID); err != nil {
-				return err
-			}
+		if err := insertTransition(ctx, tx, tr); err != nil {
+			return err
 		}
 		return enqueue(ctx, tx, now, out)
 	})
+}
+
+// insertTransition records tr (nothing when nil) and sets its ID.
+func insertTransition(ctx context.Context, tx *sql.Tx, tr *RouteTransition) error {
+	if tr == nil {
+		return nil
+	}
+	ev, err := jsonList(tr.Evidence)
+	if err != nil {
+		return err
+	}
+	return tx.QueryRowContext(ctx, `INSERT INTO route_transitions (route, at, from_state, to_state,
+		from_sender, to_sender, reason, diagnosis, evidence, actor, source, agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING id`,
+		tr.Route, tr.At.UnixMilli(), tr.FromState, tr.ToState, tr.FromSender, tr.ToSender, tr.Reason, tr.Diagnosis, ev,
+		tr.Actor, tr.Source, tr.Agent).Scan(&tr.ID)
 }
 
 // Transitions returns route's transitions at or after since, oldest first,
@@ -190,7 +199,7 @@ func (s *SQLite) Transitions(ctx context.Context, route string, since time.Time,
 	}
 	// The newest limit of them, returned oldest first.
 	q := `SELECT * FROM (SELECT id, route, at, from_state, to_state, from_sender, to_sender, reason, diagnosis, evidence,
-		actor, source FROM route_transitions WHERE route = ? AND at >= ? ORDER BY id DESC LIMIT ?) AS newest ORDER BY id`
+		actor, source, agent FROM route_transitions WHERE route = ? AND at >= ? ORDER BY id DESC LIMIT ?) AS newest ORDER BY id`
 	args := []any{route, since.UnixMilli(), limit}
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -203,7 +212,7 @@ func (s *SQLite) Transitions(ctx context.Context, route string, since time.Time,
 		var at int64
 		var ev string
 		if err := rows.Scan(&t.ID, &t.Route, &at, &t.FromState, &t.ToState, &t.FromSender, &t.ToSender,
-			&t.Reason, &t.Diagnosis, &ev, &t.Actor, &t.Source); err != nil {
+			&t.Reason, &t.Diagnosis, &ev, &t.Actor, &t.Source, &t.Agent); err != nil {
 			return nil, fmt.Errorf("store: transitions of %q: %w", route, err)
 		}
 		t.At = time.UnixMilli(at).UTC()

@@ -38,6 +38,7 @@ var ErrDuplicate = errors.New("attempt ID already exists")
 // read-only connections that WAL lets run beside the writer.
 type DB struct {
 	pg     bool // PostgreSQL through pgsql.go's rewriting connector
+	dsn    string // PostgreSQL: for the election's own connection; never logged
 	w, r   *sql.DB
 	insert *sql.Stmt
 	update *sql.Stmt
