@@ -37,7 +37,7 @@ var ErrDuplicate = errors.New("attempt ID already exists")
 // queue in Go instead of spinning on SQLITE_BUSY); reads use a pool of
 // read-only connections that WAL lets run beside the writer.
 type DB struct {
-	pg     bool // PostgreSQL through pgsql.go's rewriting connector
+	pg     bool   // PostgreSQL through pgsql.go's rewriting connector
 	dsn    string // PostgreSQL: for the election's own connection; never logged
 	w, r   *sql.DB
 	insert *sql.Stmt
