@@ -10,7 +10,9 @@ import (
 //
 //	GET  /scenarios             every scenario with its description
 //	POST /scenario {"name":…}   apply a scenario ("healthy" restores)
-//	GET  /state                 scenarios in force, DNS records, queues, deliveries
+//	GET  /state                 scenarios in force, DNS records, queues, deliveries, agent paths
+//	POST /path {"agent":…, "sender":…, "down":true|false}
+//	                            break or restore one agent's network path to a sender
 func (w *World) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /scenarios", func(rw http.ResponseWriter, r *http.Request) {
@@ -44,6 +46,24 @@ func (w *World) ControlHandler() http.Handler {
 		}
 		writeJSON(rw, http.StatusOK, w.State())
 	})
+	mux.HandleFunc("POST /path", func(rw http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Agent  string `json:"agent"`
+			Sender string `json:"sender"`
+			Down   bool   `json:"down"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 4096))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || strings.TrimSpace(req.Agent) == "" || req.Sender == "" {
+			writeJSON(rw, http.StatusBadRequest, map[string]string{"error": `body must be {"agent":"<agent>","sender":"<sender>","down":true|false}`})
+			return
+		}
+		if err := w.SetPathDown(req.Agent, req.Sender, req.Down); err != nil {
+			writeJSON(rw, http.StatusNotFound, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(rw, http.StatusOK, w.State())
+	})
 	mux.HandleFunc("GET /state", func(rw http.ResponseWriter, r *http.Request) {
 		writeJSON(rw, http.StatusOK, w.State())
 	})
@@ -57,6 +77,7 @@ type State struct {
 	DNS       []string                `json:"dns"`
 	Senders   map[string]SenderState  `json:"senders"`
 	Mailboxes map[string]MailboxState `json:"mailboxes"`
+	Paths     []PathState             `json:"paths"` // agents' own paths to the senders (AgentEndpoints)
 }
 
 // SenderState is one sending service's queue and faults.
@@ -75,7 +96,7 @@ type MailboxState struct {
 
 // State returns a snapshot of the world.
 func (w *World) State() State {
-	st := State{Scenarios: w.Applied(), Senders: map[string]SenderState{}, Mailboxes: map[string]MailboxState{}}
+	st := State{Scenarios: w.Applied(), Senders: map[string]SenderState{}, Mailboxes: map[string]MailboxState{}, Paths: w.Paths()}
 	for _, rr := range w.dns.Records() {
 		st.DNS = append(st.DNS, rr.String())
 	}

@@ -72,6 +72,7 @@ type World struct {
 	appSecret   string // the m365 app's client secret
 	appCertFile string
 	outlookRT   string // the seed's refresh token, as `otpprobe auth login` would have stored it
+	paths       paths  // agents' own network paths to the senders (paths.go)
 
 	mu             sync.Mutex
 	applied        []string
@@ -459,6 +460,7 @@ func (w *World) Reset() error {
 	w.identityFaults = identity.Faults{}
 	w.identity.SetFaults(w.identityFaults)
 	w.graph.SetFaults(graph.Faults{})
+	w.paths.reset()
 	w.applied = []string{Healthy}
 	return nil
 }
@@ -484,6 +486,7 @@ func (w *World) setReceiverFault(provider string, change func(*receiver.Faults))
 // Close stops every server of the world.
 func (w *World) Close() error {
 	var errs []error
+	w.paths.close()
 	for _, s := range w.senders {
 		errs = append(errs, s.Close())
 	}
