@@ -190,6 +190,7 @@ type Transition struct {
 	Evidence   []string `json:"evidence"`
 	By         string   `json:"by,omitempty"`     // who pinned or unpinned
 	Source     string   `json:"source,omitempty"` // from which address
+	Agent      string   `json:"agent"`            // the agent that took it (the leader, when agents share a store)
 }
 
 func (s *server) transitions(w http.ResponseWriter, r *http.Request) {
@@ -216,7 +217,7 @@ func (s *server) transitions(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, Transition{At: t.At.Format(time.RFC3339Nano), FromState: t.FromState, ToState: t.ToState,
 			FromSender: t.FromSender, ToSender: t.ToSender, Reason: t.Reason, Diagnosis: t.Diagnosis, Evidence: ev,
-			By: t.Actor, Source: t.Source})
+			By: t.Actor, Source: t.Source, Agent: t.Agent})
 	}
 	writeJSON(w, r, http.StatusOK, out)
 }

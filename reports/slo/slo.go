@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 // Store counts attempts and reads route history (reports/store.SQLite).
 type Store interface {
 	Tally(ctx context.Context, f store.TallyFilter) (good, total int64, err error)
+	TallyAgents(ctx context.Context, f store.TallyFilter) ([]store.AgentTally, error)
 	Transitions(ctx context.Context, route string, since time.Time, limit int) ([]store.RouteTransition, error)
 }
 
@@ -67,6 +70,21 @@ type Status struct {
 	BurnRates            map[string]float64 `json:"burn_rates"`
 	Alerts               []BurnAlert        `json:"alerts"`
 	EvaluatedAt          string             `json:"evaluated_at"`
+	// Agents is the same objective over the window per agent that
+	// probed in it (agents sharing a PostgreSQL store each count their
+	// own attempts; the fields above count every agent's). [] with no
+	// attempts.
+	Agents []AgentStatus `json:"agents"`
+}
+
+// AgentStatus is an SLO over its window counted from one agent's
+// attempts.
+type AgentStatus struct {
+	Agent                string  `json:"agent"` // "" for attempts stored before they named their agent
+	Good                 int64   `json:"good"`
+	Total                int64   `json:"total"`
+	SLI                  float64 `json:"sli"`
+	ErrorBudgetRemaining float64 `json:"error_budget_remaining"`
 }
 
 // FastBurn reports whether the fast page fires: 1h and 5m both burning at
@@ -177,9 +195,20 @@ func (e *Evaluator) evaluate(ctx context.Context, s objective.SLO, now time.Time
 		}
 		st.BurnRates[w.name] = burn(good, total)
 	}
-	good, total, err := e.tally(ctx, s, now.Add(-s.Window), now)
+	agents, err := e.tallyAgents(ctx, s, now.Add(-s.Window), now)
 	if err != nil {
 		return st, err
+	}
+	var good, total int64
+	st.Agents = []AgentStatus{}
+	for _, a := range agents {
+		good, total = good+a.Good, total+a.Total
+		as := AgentStatus{Agent: a.Agent, Good: a.Good, Total: a.Total, ErrorBudgetRemaining: 1}
+		if a.Total > 0 {
+			as.SLI = float64(a.Good) / float64(a.Total)
+			as.ErrorBudgetRemaining = 1 - burn(a.Good, a.Total)
+		}
+		st.Agents = append(st.Agents, as)
 	}
 	st.Good, st.Total = good, total
 	st.ErrorBudgetRemaining = 1
@@ -212,6 +241,35 @@ func (e *Evaluator) tally(ctx context.Context, s objective.SLO, from, to time.Ti
 		good, total = good+g, total+t
 	}
 	return good, total, nil
+}
+
+// tallyAgents is tally per agent, by agent.
+func (e *Evaluator) tallyAgents(ctx context.Context, s objective.SLO, from, to time.Time) ([]store.AgentTally, error) {
+	spans, provider := []span{{s.Sender, from, to}}, s.Provider
+	if s.Route != "" { // as tally: a route's SLO counts every provider
+		provider = ""
+		var err error
+		if spans, err = e.activeSpans(ctx, s.Route, from, to); err != nil {
+			return nil, err
+		}
+	}
+	var out []store.AgentTally
+	for _, sp := range spans {
+		ts, err := e.opts.Store.TallyAgents(ctx, store.TallyFilter{From: sp.from, To: sp.to, Sender: sp.sender, Provider: provider, Latency: s.Latency})
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range ts {
+			i := slices.IndexFunc(out, func(o store.AgentTally) bool { return o.Agent == t.Agent })
+			if i < 0 {
+				out = append(out, t)
+				continue
+			}
+			out[i].Good, out[i].Total = out[i].Good+t.Good, out[i].Total+t.Total
+		}
+	}
+	slices.SortFunc(out, func(a, b store.AgentTally) int { return strings.Compare(a.Agent, b.Agent) })
+	return out, nil
 }
 
 type span struct {

@@ -36,9 +36,10 @@ slos:
 `
 
 type fixture struct {
-	st  *store.SQLite
-	now time.Time
-	n   int
+	st    *store.SQLite
+	now   time.Time
+	n     int
+	agent string // the agent of the attempts stored next
 }
 
 // attempt stores a decided attempt created ago before now.
@@ -48,7 +49,7 @@ func (fx *fixture) attempt(t *testing.T, ago time.Duration, sender, provider str
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Outcome, a.SubmittedAt = outcome, a.CreatedAt
+	a.Outcome, a.SubmittedAt, a.Agent = outcome, a.CreatedAt, fx.agent
 	if outcome == attempt.OutcomeInbox || outcome == attempt.OutcomeSpam {
 		a.SeenAt = a.CreatedAt.Add(latency)
 	}
@@ -138,6 +139,10 @@ func (failingStore) Tally(context.Context, store.TallyFilter) (int64, int64, err
 	return 0, 0, errors.New("database is locked")
 }
 
+func (failingStore) TallyAgents(context.Context, store.TallyFilter) ([]store.AgentTally, error) {
+	return nil, errors.New("database is locked")
+}
+
 func (failingStore) Transitions(context.Context, string, time.Time, int) ([]store.RouteTransition, error) {
 	return nil, errors.New("database is locked")
 }
@@ -185,4 +190,32 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestPerAgent: an SLO counts every agent's attempts, and lists each
+// agent's own count over the window (the agent whose path to a sender is
+// broken stands out).
+func TestPerAgent(t *testing.T) {
+	fx, cfg := setup(t)
+	for m := 1; m <= 30; m += 10 { // 3 rounds each
+		fx.agent = "eu"
+		fx.attempt(t, time.Duration(m)*time.Minute, "m365", "gmail", attempt.OutcomeSendFailed, 0)
+		fx.agent = "us"
+		fx.attempt(t, time.Duration(m)*time.Minute, "m365", "gmail", attempt.OutcomeInbox, time.Second)
+	}
+	e := slo.New(cfg, slo.Options{Store: fx.st, Now: func() time.Time { return fx.now }})
+	sts, err := e.Evaluate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sts { // the route (on m365 throughout) and m365→gmail
+		if s.Total != 6 || s.Good != 3 || len(s.Agents) != 2 {
+			t.Fatalf("%s: %d/%d agents %+v", s.Name, s.Good, s.Total, s.Agents)
+		}
+		eu, us := s.Agents[0], s.Agents[1]
+		if eu.Agent != "eu" || eu.Total != 3 || eu.Good != 0 || eu.SLI != 0 || !near(eu.ErrorBudgetRemaining, 1-100) ||
+			us.Agent != "us" || us.Good != 3 || us.SLI != 1 || us.ErrorBudgetRemaining != 1 {
+			t.Errorf("%s per agent %+v", s.Name, s.Agents)
+		}
+	}
 }
