@@ -75,16 +75,16 @@ type Endpoint struct {
 // without credentials) submits without AUTH. After Load, *_file paths
 // are absolute.
 //
-// token_command runs with sh -c in the config's directory; the shell
-// expands ${VAR} in it at run time. Keep secrets out of its text: it is
-// printed by %v (Describe shows only the program).
+// token_command is an argv list run without a shell in the config's
+// directory (Command). Keep secrets out of its arguments: Describe and
+// the redacted config show only the program.
 type Auth struct {
 	Mechanism    string  `yaml:"mechanism"` // plain | login | xoauth2
 	Username     string  `yaml:"username"`
 	Password     Secret  `yaml:"password"`
 	PasswordFile string  `yaml:"password_file"`
 	TokenFile    string  `yaml:"token_file"`    // xoauth2: a file holding an access token
-	TokenCommand string  `yaml:"token_command"` // xoauth2: a command printing an access token
+	TokenCommand Command `yaml:"token_command"` // xoauth2: a command printing an access token
 	OAuth2       *OAuth2 `yaml:"oauth2"`        // xoauth2 (and graph): a token source otpprobe runs itself
 
 	path       string // field path for errors, e.g. "senders[0] (m365).auth"

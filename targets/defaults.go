@@ -115,7 +115,7 @@ func DefaultHelo(hostname, from string) string {
 func (a *Auth) inferMechanism() {
 	switch {
 	case a.Mechanism != "":
-	case a.TokenFile != "" || a.TokenCommand != "" || a.OAuth2 != nil:
+	case a.TokenFile != "" || a.TokenCommand.Set() || a.OAuth2 != nil:
 		a.Mechanism = AuthXOAUTH2
 	case a.Username != "" || a.Password != "":
 		a.Mechanism = AuthPlain

@@ -78,15 +78,9 @@ func (c *Config) Redacted() *Config {
 // carry a client secret), by "[redacted]".
 func (a *Auth) redact() {
 	a.Password = Secret(a.Password.String())
-	if prog := commandProgram(a.TokenCommand); prog != strings.TrimSpace(a.TokenCommand) {
-		a.TokenCommand = prog + " [redacted]"
+	if len(a.TokenCommand) > 1 {
+		a.TokenCommand = Command{a.TokenCommand.Program(), "[redacted]"}
 	}
-}
-
-// commandProgram is the first word of a shell command.
-func commandProgram(cmd string) string {
-	prog, _, _ := strings.Cut(strings.TrimSpace(cmd), " ")
-	return prog
 }
 
 // Describe writes the human summary `otpprobe validate` prints. It shows
@@ -200,10 +194,13 @@ func (a Auth) describe() string {
 	case "":
 		return "none"
 	case AuthXOAUTH2:
-		if a.TokenFile != "" {
+		switch {
+		case a.OAuth2 != nil:
+			return fmt.Sprintf("xoauth2 %s, oauth2 %s", a.Username, a.OAuth2.describe())
+		case a.TokenFile != "":
 			return fmt.Sprintf("xoauth2 %s, token file %s", a.Username, a.TokenFile)
 		}
-		return fmt.Sprintf("xoauth2 %s, token command %s …", a.Username, commandProgram(a.TokenCommand))
+		return fmt.Sprintf("xoauth2 %s, token command %s …", a.Username, a.TokenCommand.Program())
 	}
 	from := "from " + a.passwordIn
 	switch a.passwordIn {

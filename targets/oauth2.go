@@ -1,6 +1,7 @@
 package targets
 
 import (
+	"fmt"
 	"os"
 	"strings"
 )
@@ -195,4 +196,18 @@ func (c *Config) Warnings() []string {
 		}
 	}
 	return out
+}
+
+// describe says which flow and where its secret comes from, never the
+// secret: what validate prints.
+func (o *OAuth2) describe() string {
+	switch {
+	case o.RefreshTokenFile != "":
+		return fmt.Sprintf("%s refresh token from %s", o.Provider, o.RefreshTokenFile)
+	case o.CertificateFile != "":
+		return fmt.Sprintf("%s client %s, certificate %s", o.Provider, o.ClientID, o.CertificateFile)
+	case o.ClientSecretFile != "":
+		return fmt.Sprintf("%s client %s, secret from %s", o.Provider, o.ClientID, o.ClientSecretFile)
+	}
+	return fmt.Sprintf("%s client %s, secret set", o.Provider, o.ClientID)
 }

@@ -61,7 +61,7 @@ func (c *Config) applyPresets() error {
 			fill(&s.Host, "smtp.office365.com")
 			fillInt(&s.Port, 587)
 			fill(&s.TLS, TLSStartTLS)
-			if s.Auth.TokenFile == "" && s.Auth.TokenCommand == "" && s.Auth.OAuth2 == nil {
+			if s.Auth.TokenFile == "" && !s.Auth.TokenCommand.Set() && s.Auth.OAuth2 == nil {
 				fill(&s.Auth.Mechanism, AuthLogin)
 			}
 		default:

@@ -207,7 +207,7 @@ func (a Auth) Secret(ctx context.Context) (string, error) {
 				return "", errorf(field(path, "token_file"), "%v", err)
 			}
 			return strings.TrimSpace(tok), nil
-		case a.TokenCommand != "":
+		case a.TokenCommand.Set():
 			return a.runTokenCommand(ctx, field(path, "token_command"))
 		case a.OAuth2 != nil:
 			return "", errorf(field(path, "oauth2"), "is a token source: get tokens through package token")
@@ -238,7 +238,7 @@ func (a Auth) runTokenCommand(ctx context.Context, path string) (string, error) 
 		ctx, cancel = context.WithTimeout(ctx, tokenCommandLimit)
 		defer cancel()
 	}
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", a.TokenCommand)
+	cmd := exec.CommandContext(ctx, a.TokenCommand[0], a.TokenCommand[1:]...)
 	cmd.Dir = a.dir
 	cmd.WaitDelay = tokenCommandGrace
 	out := &limitedBuffer{limit: maxSecretFileSize}

@@ -44,7 +44,7 @@ senders:
   - name: m365
     preset: m365
     from: otp@example.com
-    auth: {username: otp@example.com, token_command: "sh token.sh"}
+    auth: {username: otp@example.com, token_command: [sh, token.sh]}
 mailboxes:
   - name: gmail
     provider: gmail
@@ -127,7 +127,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	if rs.Auth.Password.Reveal() != "[redacted]" || r.Store.DSN.Reveal() != "[redacted]" {
 		t.Error("Redacted copy still reveals secrets")
 	}
-	if m365, _ := r.Sender("m365"); m365.Auth.TokenCommand != "sh [redacted]" {
+	if m365, _ := r.Sender("m365"); strings.Join(m365.Auth.TokenCommand, " ") != "sh [redacted]" {
 		t.Errorf("Redacted token_command %q, want its program only", m365.Auth.TokenCommand)
 	}
 	if relay.Auth.Password.Reveal() != envPassword {
@@ -164,7 +164,7 @@ func TestSecretErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	m365, _ := c.Sender("m365")
-	m365.Auth.TokenCommand = "echo " + cmdToken + "; echo " + cmdToken + " >&2; exit 3"
+	m365.Auth.TokenCommand = targets.Command{"sh", "-c", "echo " + cmdToken + "; echo " + cmdToken + " >&2; exit 3"}
 	_, err = m365.Auth.Secret(context.Background())
 	want := "senders[1] (m365).auth.token_command: failed: exit status 3"
 	if err == nil || err.Error() != want {
@@ -206,26 +206,36 @@ func TestAuthSecret(t *testing.T) {
 	}
 	// The command runs in the config's directory and is bounded by ctx
 	// even when a child keeps its stdout open.
-	m365.Auth.TokenCommand = "sleep 3 & exec sleep 3"
+	m365.Auth.TokenCommand = targets.Command{"sh", "-c", "sleep 3 & exec sleep 3"}
 	ctx2, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	_, err = m365.Auth.Secret(ctx2)
 	if err == nil || !strings.Contains(err.Error(), "auth.token_command: did not finish") {
 		t.Errorf("slow token_command: %v", err)
 	}
-	// ${VAR} in token_command is left to the shell, at run time.
-	t.Setenv("OTPPROBE_TEST_TOKEN", "token-from-shell-env")
-	shellCfg := strings.Replace(cfg, `"sh token.sh"`, `"echo ${OTPPROBE_TEST_TOKEN}"`, 1)
-	c2, err := targets.Parse([]byte(shellCfg), dir)
+	// No shell: the arguments reach the program as written (a $VAR is
+	// not expanded, a ';' runs nothing), the environment is inherited, and
+	// a relative program is taken from the config's directory.
+	t.Setenv("OTPPROBE_TEST_TOKEN", "token-from-env")
+	write(t, filepath.Join(dir, "env-token"), "#!/bin/sh\nprintf '%s|%s' \"$OTPPROBE_TEST_TOKEN\" \"$1\"\n")
+	if err := os.Chmod(filepath.Join(dir, "env-token"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	argvCfg := strings.Replace(cfg, `[sh, token.sh]`, `[./env-token, "$OTPPROBE_TEST_TOKEN; rm -rf x"]`, 1)
+	c2, err := targets.Parse([]byte(argvCfg), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := c2.Sender("m365"); m.Auth.TokenCommand != "echo ${OTPPROBE_TEST_TOKEN}" {
-		t.Errorf("token_command expanded at load: %q", m.Auth.TokenCommand)
-	} else if got, err := m.Auth.Secret(ctx); err != nil || got != "token-from-shell-env" {
-		t.Errorf("token_command with ${VAR}: %q, %v", got, err)
+	m, _ := c2.Sender("m365")
+	if got, err := m.Auth.Secret(ctx); err != nil || got != "token-from-env|$OTPPROBE_TEST_TOKEN; rm -rf x" {
+		t.Errorf("token_command as argv: %q, %v", got, err)
 	}
-	m365.Auth.TokenCommand = "true"
+	// The old string form ran through sh -c: refused with what to write.
+	_, err = targets.Parse([]byte(strings.Replace(cfg, `[sh, token.sh]`, `"sh token.sh"`, 1)), dir)
+	if err == nil || !strings.Contains(err.Error(), "token_command") || !strings.Contains(err.Error(), "without a shell") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("token_command as a string: %v", err)
+	}
+	m365.Auth.TokenCommand = targets.Command{"true"}
 	if _, err := m365.Auth.Secret(ctx); err == nil || !strings.HasSuffix(err.Error(), "token_command: printed no token") {
 		t.Errorf("silent token_command: %v", err)
 	}

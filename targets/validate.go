@@ -177,7 +177,7 @@ func (e *Endpoint) check(path string) error {
 // check verifies the mechanism has what it needs. Mailboxes must log in;
 // a sender without a mechanism submits without AUTH (IP-allowlisted relay).
 func (a *Auth) check(path string, required bool) error {
-	hasToken := a.TokenFile != "" || a.TokenCommand != "" || a.OAuth2 != nil
+	hasToken := a.TokenFile != "" || a.TokenCommand.Set() || a.OAuth2 != nil
 	switch a.Mechanism {
 	case "":
 		if required {
@@ -199,7 +199,9 @@ func (a *Auth) check(path string, required bool) error {
 			return errorf(field(path, "username"), "required for xoauth2")
 		case !hasToken:
 			return errorf(path, "xoauth2 needs oauth2, token_file or token_command")
-		case countSet(a.TokenFile != "", a.TokenCommand != "", a.OAuth2 != nil) > 1:
+		case a.TokenCommand.Set() && a.TokenCommand.Program() == "":
+			return errorf(field(path, "token_command"), "the program (its first element) is empty")
+		case countSet(a.TokenFile != "", a.TokenCommand.Set(), a.OAuth2 != nil) > 1:
 			return errorf(path, "set one of oauth2, token_file and token_command")
 		case a.Password != "":
 			return errorf(field(path, "password"), "not used by xoauth2; remove it")
