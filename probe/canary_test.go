@@ -29,7 +29,8 @@ type canaryCase struct {
 func exampleCanaryCases(t *testing.T) []canaryCase {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join("..", "configs", "*.yaml"))
-	if err != nil || len(files) < 2 {
+	files = append(files, filepath.Join("..", "configs", "compose", "otpprobe.yaml"))
+	if err != nil || len(files) < 3 {
 		t.Fatalf("example configs: %v %v", files, err)
 	}
 	var out []canaryCase
@@ -53,7 +54,7 @@ func exampleCanaryCases(t *testing.T) []canaryCase {
 		}
 		for _, s := range c.Senders {
 			for _, p := range c.Probes {
-				out = append(out, canaryCase{filepath.Base(f) + "/" + s.Name + "/" + p.Name, s.From, p.Message})
+				out = append(out, canaryCase{strings.TrimPrefix(f, "../configs/") + "/" + s.Name + "/" + p.Name, s.From, p.Message})
 			}
 		}
 	}
