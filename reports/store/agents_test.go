@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSaveRouteIf: a decision is stored only from the version it was read
+// at, with the intervals it counted; a stale version or an interval
+// counted already stores nothing. Verdicts of rounds are kept once.
+func TestSaveRouteIf(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTest(t)
+	t0 := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	st := RouteState{Route: "otp", ActiveSender: "m365", State: "primary", Since: t0, Reason: "start"}
+	if err := s.SaveRoute(ctx, &st, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []RouteRound{
+		{Route: "otp", Sender: "m365", RoundID: "r1", Agent: "eu", StartedAt: t0.Add(time.Second), Bad: true, Unhealthy: []string{"gmail"}, Providers: 3, Evidence: []string{"a1"}},
+		{Route: "otp", Sender: "m365", RoundID: "r1", Agent: "eu", StartedAt: t0.Add(time.Second)}, // the same round again
+		{Route: "otp", Sender: "m365", RoundID: "r2", Agent: "us", StartedAt: t0.Add(2 * time.Second), Providers: 3},
+	} {
+		if err := s.RecordRouteRound(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := s.RouteRounds(ctx, "otp", t0)
+	if err != nil || len(rs) != 2 || !rs[0].Bad || rs[0].Agent != "eu" || !reflect.DeepEqual(rs[0].Unhealthy, []string{"gmail"}) ||
+		rs[1].Bad || len(rs[1].Unhealthy) != 0 {
+		t.Fatalf("rounds %+v %v", rs, err)
+	}
+	iv := RouteInterval{Route: "otp", Sender: "m365", Start: t0, Agents: []string{"eu", "us"}, BadAgents: []string{"eu"},
+		Quorum: 2, Rounds: []string{"r1", "r2"}, Leader: "eu"}
+	read := st.Version
+	st.BadRounds = 1
+	tr := &RouteTransition{Route: "otp", At: t0, FromState: "primary", ToState: "failing_over", FromSender: "m365", ToSender: "m365", Agent: "eu"}
+	if err := s.SaveRouteIf(ctx, &st, read, tr, nil, []RouteInterval{iv}); err != nil || st.Version != read+1 {
+		t.Fatalf("first save: %v, version %d", err, st.Version)
+	}
+	// Another agent decided from the same version: refused, nothing stored.
+	other := RouteState{Route: "otp", ActiveSender: "backup", State: "backup", Since: t0}
+	tr2 := &RouteTransition{Route: "otp", At: t0, FromState: "primary", ToState: "backup", Agent: "us"}
+	if err := s.SaveRouteIf(ctx, &other, read, tr2, nil, nil); !errors.Is(err, ErrRouteConflict) {
+		t.Fatalf("stale version: %v, want ErrRouteConflict", err)
+	}
+	// The same interval counted twice: refused.
+	if err := s.SaveRouteIf(ctx, &st, st.Version, nil, nil, []RouteInterval{iv}); !errors.Is(err, ErrRouteConflict) {
+		t.Fatalf("interval counted twice: %v, want ErrRouteConflict", err)
+	}
+	got, _, _ := s.Route(ctx, "otp")
+	trs, _ := s.Transitions(ctx, "otp", time.Time{}, 0)
+	ivs, _ := s.RouteIntervals(ctx, "otp", time.Time{})
+	if got.ActiveSender != "m365" || got.BadRounds != 1 || len(trs) != 1 || trs[0].Agent != "eu" || len(ivs) != 1 ||
+		!reflect.DeepEqual(ivs[0].BadAgents, []string{"eu"}) || ivs[0].Quorum != 2 || ivs[0].Leader != "eu" || !ivs[0].Start.Equal(t0) {
+		t.Fatalf("stored %+v, transitions %+v, intervals %+v", got, trs, ivs)
+	}
+}
+
+// TestElection: one agent holds a route's lock while its session lives;
+// presence tells who runs; a second agent of the same name is refused;
+// SQLite has no election.
+func TestElection(t *testing.T) {
+	ctx := context.Background()
+	if !onPostgres() {
+		s, _ := openTest(t)
+		if _, err := s.Election("eu"); !errors.Is(err, ErrNoElection) {
+			t.Fatalf("SQLite election: %v", err)
+		}
+	}
+	p := openPostgresTest(t)
+	eu, _ := p.Election("eu")
+	us, _ := p.Election("us")
+	defer us.Close()
+	if ok, err := eu.Leader(ctx, "otp"); !ok || err != nil {
+		t.Fatalf("eu first: %v %v", ok, err)
+	}
+	if ok, err := us.Leader(ctx, "otp"); ok || err != nil {
+		t.Fatalf("us while eu leads: %v %v", ok, err)
+	}
+	if ok, _ := us.Leader(ctx, "other-route"); !ok {
+		t.Fatal("another route's lock is separate")
+	}
+	if ok, _ := eu.Leader(ctx, "otp"); !ok {
+		t.Fatal("eu lost the lead it holds")
+	}
+	live, err := us.Live(ctx, []string{"eu", "us", "gone"})
+	if err != nil || !live["eu"] || !live["us"] || live["gone"] {
+		t.Fatalf("live %v %v", live, err)
+	}
+	twin, _ := p.Election("eu")
+	if _, err := twin.Leader(ctx, "otp"); err == nil || !strings.Contains(err.Error(), `another running agent is named "eu"`) {
+		t.Fatalf("a second agent named eu: %v", err)
+	}
+	eu.Close() // the session ends: its locks go with it
+	if ok, err := us.Leader(ctx, "otp"); !ok || err != nil {
+		t.Fatalf("us after eu's session ended: %v %v", ok, err)
+	}
+	if live, _ := us.Live(ctx, []string{"eu"}); live["eu"] {
+		t.Fatal("eu still live after its session ended")
+	}
+}
