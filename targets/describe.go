@@ -136,8 +136,16 @@ func (c *Config) describeReporting(w io.Writer) error {
 	if len(c.Routes) > 0 {
 		fmt.Fprintf(tw, "\nROUTE\tPRIMARY\tBACKUPS\tFAIL OVER AFTER\tFAIL BACK AFTER\tNOTIFY\n")
 		for _, r := range c.Routes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d rounds with ≥ %d providers failing\t%d healthy rounds, ≥ %v\t%s\n", r.Name, r.Primary,
-				strings.Join(r.Backups, ","), r.UnhealthyRounds, r.UnhealthyProviders, r.HealthyRounds, r.MinHold, strings.Join(r.Webhooks, ","))
+			bad := fmt.Sprintf("%d rounds with ≥ %d providers failing", r.UnhealthyRounds, r.UnhealthyProviders)
+			if c.Store.Driver == "postgres" { // agents share the store: rounds are counted by interval, with a quorum
+				q := "a majority of agents"
+				if r.Quorum > 0 {
+					q = fmt.Sprintf("%d agents", r.Quorum)
+				}
+				bad = fmt.Sprintf("%d intervals with ≥ %d providers failing for %s", r.UnhealthyRounds, r.UnhealthyProviders, q)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d healthy rounds, ≥ %v\t%s\n", r.Name, r.Primary,
+				strings.Join(r.Backups, ","), bad, r.HealthyRounds, r.MinHold, strings.Join(r.Webhooks, ","))
 		}
 	}
 	if len(c.SLOs) > 0 {

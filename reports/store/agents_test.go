@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"errors"
-	"reflect"
+	"fmt"
+		"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -102,5 +104,72 @@ func TestElection(t *testing.T) {
 	}
 	if live, _ := us.Live(ctx, []string{"eu"}); live["eu"] {
 		t.Fatal("eu still live after its session ended")
+	}
+}
+
+// TestOutboxClaimedOnce: agents sharing a PostgreSQL store deliver the
+// outbox together; each notification goes out once, and each notifier's
+// in order.
+func TestOutboxClaimedOnce(t *testing.T) {
+	ctx := context.Background()
+	a := openPostgresTest(t)
+	b, err := OpenPostgres(ctx, a.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var out []OutboxEntry
+	for i := range 40 {
+		out = append(out, OutboxEntry{Notifier: []string{"webhook:a", "webhook:b"}[i%2], Kind: "alert", Payload: []byte(fmt.Sprintf(`{"i":%d}`, i))})
+	}
+	if err := a.Enqueue(ctx, out); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   sync.Mutex
+		sent []OutboxEntry
+		wg   sync.WaitGroup
+	)
+	for _, agent := range []*DB{a, b} {
+		wg.Go(func() {
+			for {
+				due, err := agent.DueOutbox(ctx, time.Now(), 3)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(due) == 0 {
+					if n, _ := agent.UndeliveredCount(ctx); n == 0 {
+						return
+					}
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				for _, e := range due {
+					mu.Lock()
+					sent = append(sent, e)
+					mu.Unlock()
+					if err := agent.Delivered(ctx, e.ID, time.Now()); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[int64]bool{}
+	last := map[string]int64{}
+	for _, e := range sent {
+		if seen[e.ID] {
+			t.Errorf("notification %d sent twice", e.ID)
+		}
+		seen[e.ID] = true
+		if e.ID < last[e.Notifier] {
+			t.Errorf("%s: %d sent after %d", e.Notifier, e.ID, last[e.Notifier])
+		}
+		last[e.Notifier] = e.ID
+	}
+	if len(seen) != 40 {
+		t.Errorf("%d of 40 sent", len(seen))
 	}
 }

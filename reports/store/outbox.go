@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -127,15 +129,59 @@ func enqueue(ctx context.Context, tx *sql.Tx, now int64, out []OutboxEntry) erro
 	return nil
 }
 
+// OutboxLease is how long an entry DueOutbox handed to one agent is not
+// handed to another sharing the store (PostgreSQL): its delivery's time.
+// An agent that dies meanwhile leaves it to another after the lease.
+const OutboxLease = 2 * time.Minute
+
+// outboxClaimLock serialises agents claiming outbox entries.
+const outboxClaimLock = 0x6f7470726f6266
+
 // DueOutbox returns undelivered entries due at now, oldest first, at most
-// limit.
+// limit. Where agents share the store (PostgreSQL) it claims them: they
+// are not due again for OutboxLease (Delivered or Retry settle them
+// before), and an entry waits while an earlier one of its notifier is
+// claimed, so each notification goes out once and in order.
 func (s *SQLite) DueOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxEntry, error) {
+	if s.pg {
+		return s.claimOutbox(ctx, now, limit)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT id, notifier, kind, payload, created_at, next_at, tries, last_error
 		FROM outbox WHERE delivered_at IS NULL AND next_at <= ? ORDER BY id LIMIT ?`, now.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: due notifications: %w", err)
 	}
 	defer rows.Close()
+	return scanOutbox(rows)
+}
+
+// claimOutbox is DueOutbox on PostgreSQL: one transaction, serialised by
+// an advisory lock, moves the due entries' next_at to the lease's end.
+func (s *SQLite) claimOutbox(ctx context.Context, now time.Time, limit int) ([]OutboxEntry, error) {
+	var out []OutboxEntry
+	err := s.tx(ctx, "claim due notifications", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(?)`, int64(outboxClaimLock)); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `UPDATE outbox SET next_at = ? WHERE id IN (
+			SELECT o.id FROM outbox o WHERE o.delivered_at IS NULL AND o.next_at <= ?
+			AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.notifier = o.notifier AND e.delivered_at IS NULL
+				AND e.id < o.id AND e.next_at > ?)
+			ORDER BY o.id LIMIT ?)
+			RETURNING id, notifier, kind, payload, created_at, next_at, tries, last_error`,
+			now.Add(OutboxLease).UnixMilli(), now.UnixMilli(), now.UnixMilli(), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out, err = scanOutbox(rows)
+		return err
+	})
+	slices.SortFunc(out, func(a, b OutboxEntry) int { return cmp.Compare(a.ID, b.ID) })
+	return out, err
+}
+
+func scanOutbox(rows *sql.Rows) ([]OutboxEntry, error) {
 	var out []OutboxEntry
 	for rows.Next() {
 		var e OutboxEntry
