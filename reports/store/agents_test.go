@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-		"reflect"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
