@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/otpprobe/otpprobe/lab"
+	"github.com/otpprobe/otpprobe/reports/alert"
 	"github.com/otpprobe/otpprobe/reports/failover"
 	"github.com/otpprobe/otpprobe/reports/store"
 )
@@ -80,6 +81,19 @@ func (a *agentProc) route(t *testing.T) failover.Decision {
 	defer resp.Body.Close()
 	json.NewDecoder(resp.Body).Decode(&d)
 	return d
+}
+
+// firing reports whether the agent's API lists alert name firing.
+func (a *agentProc) firing(t *testing.T, name string) bool {
+	t.Helper()
+	resp, err := http.Get("http://" + a.addr + "/api/v1/alerts")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var as []alert.Alert
+	json.NewDecoder(resp.Body).Decode(&as)
+	return slices.ContainsFunc(as, func(x alert.Alert) bool { return x.Name == name })
 }
 
 // waitFor polls cond until it holds or limit passed (generous: the
@@ -296,6 +310,11 @@ func TestMultiAgent(t *testing.T) {
 		return eu.route(t).ActiveSender == "backup" && us.route(t).ActiveSender == "backup"
 	})
 	note("both agents serve backup")
+	// Each agent's route alert follows the shared decision (the one that
+	// did not take it reads it back).
+	waitFor(t, time.Minute, "the route alert firing on both agents", func() bool {
+		return eu.firing(t, alert.RouteFailedOver) && us.firing(t, alert.RouteFailedOver)
+	})
 
 	// The leader (the agent that counted the last interval) dies. The
 	// other takes the decisions over; m365 recovers and the survivor

@@ -134,7 +134,7 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 	}})
 
 	fopts := failover.Options{Store: opts.Store, Logger: opts.Logger.With("component", "failover"), Agent: cfg.Agent,
-		FastBurn: p.SLOs.FastBurn, Poll: opts.Poll, Shared: opts.Shared, Loaded: p.routeMetrics,
+		FastBurn: p.SLOs.FastBurn, Poll: opts.Poll, Shared: opts.Shared, Loaded: p.loaded,
 		Outbox: func(r targets.Route, t failover.Transition) []store.OutboxEntry {
 			return p.Alerts.Entries(alert.KindTransition, r.Webhooks, t)
 		},
@@ -177,6 +177,16 @@ func (p *Pipeline) transitioned(ctx context.Context, t failover.Transition) {
 		if t.FromSender != t.ToSender {
 			p.opts.Metrics.Failover(t.Route, t.FromSender, t.ToSender)
 		}
+	}
+}
+
+// loaded is told about a decision another agent took (a shared store):
+// this agent's metrics and route alert follow it, as they follow its own,
+// so an alert fired here at start is resolved here too.
+func (p *Pipeline) loaded(d failover.Decision) {
+	p.routeMetrics(d)
+	if err := p.Alerts.RouteChanged(context.Background(), d.Route, d.Primary, d.ActiveSender, d.State, d.Reason, d.Diagnosis, d.Evidence); err != nil {
+		p.opts.Logger.Error("route alert", "route", d.Route, "err", err)
 	}
 }
 
