@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -81,6 +82,22 @@ func (a *agentProc) route(t *testing.T) failover.Decision {
 	defer resp.Body.Close()
 	json.NewDecoder(resp.Body).Decode(&d)
 	return d
+}
+
+// leads reports the agent's otpprobe_route_leader for the route.
+func (a *agentProc) leads(t *testing.T) bool {
+	t.Helper()
+	resp, err := http.Get("http://" + a.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^otpprobe_route_leader\{[^}]*route="otp"[^}]*\} ([01])$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s: no otpprobe_route_leader for otp on /metrics", a.name)
+	}
+	return string(m[1]) == "1"
 }
 
 // firing reports whether the agent's API lists alert name firing.
@@ -315,6 +332,11 @@ func TestMultiAgent(t *testing.T) {
 	waitFor(t, time.Minute, "the route alert firing on both agents", func() bool {
 		return eu.firing(t, alert.RouteFailedOver) && us.firing(t, alert.RouteFailedOver)
 	})
+	// otpprobe_route_leader says who decides: 1 on one agent, 0 on the other.
+	leads := map[string]bool{"eu": eu.leads(t), "us": us.leads(t)}
+	if leads["eu"] == leads["us"] {
+		t.Errorf("otpprobe_route_leader: %v; want exactly one agent at 1", leads)
+	}
 
 	// The leader (the agent that counted the last interval) dies. The
 	// other takes the decisions over; m365 recovers and the survivor
@@ -334,6 +356,9 @@ func TestMultiAgent(t *testing.T) {
 		return !leadingSince(survivor, tKill).IsZero()
 	})
 	took := leadingSince(survivor, tKill).Sub(tKill)
+	if !survivor.leads(t) {
+		t.Errorf("%s decides but its otpprobe_route_leader is 0", survivor.name)
+	}
 	note("%s leads since %s: %.1fs after the kill", survivor.name, leadingSince(survivor, tKill).Format("15:04:05.000"), took.Seconds())
 	t.Logf("takeover after SIGKILL of the leader: %.1fs (probe interval 3s)", took.Seconds())
 	if err := w.SetPathDown(survivor.name, lab.SenderM365, false); err != nil {

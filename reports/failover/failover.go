@@ -52,6 +52,10 @@ type Options struct {
 	// Loaded is told about a decision another agent took, read back from
 	// the shared store (metrics); it runs with the Failover's lock held.
 	Loaded func(Decision)
+	// Leading is told when this agent starts or stops taking a route's
+	// decisions (Shared only; alone it always does). It runs with the
+	// Failover's lock held.
+	Leading func(route string, leading bool)
 }
 
 // Operator is who pins or unpins a route by hand, recorded with the pin

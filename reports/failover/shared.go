@@ -119,6 +119,9 @@ func (f *Failover) refreshShared(ctx context.Context, rt *route) []Transition {
 			"route", rt.cfg.Name, "agent", f.opts.Agent)
 		sh.leading = leading
 		sh.decided, sh.pending = nil, nil // a new leader continues from the store
+		if f.opts.Leading != nil {
+			f.opts.Leading(rt.cfg.Name, leading)
+		}
 	}
 	f.reload(ctx, rt)
 	if !leading {

@@ -56,6 +56,15 @@ func (m *Metrics) WatcherLoginFailed(mailbox, folder, cause string) {
 	m.loginFailures.WithLabelValues(m.labels.value("mailbox", mailbox), m.folder(folder), m.labels.value("cause", cause)).Inc()
 }
 
+// SetRouteLeader says whether this agent takes route's decisions.
+func (m *Metrics) SetRouteLeader(route string, leading bool) {
+	v := 0.0
+	if leading {
+		v = 1
+	}
+	m.routeLeader.WithLabelValues(m.labels.value("route", route)).Set(v)
+}
+
 // SetRoute records a route's active sender and failover state. The states
 // form a state set: the current one is 1, the others 0.
 func (m *Metrics) SetRoute(route, activeSender, state string) {

@@ -21,6 +21,7 @@
 //	otpprobe_watcher_login_refused{mailbox,folder}                      gauge
 //	otpprobe_route_active_sender{route,sender}                          gauge
 //	otpprobe_route_state{route,state}                                   gauge
+//	otpprobe_route_leader{route}                                        gauge
 //	otpprobe_failovers_total{route,from,to}                             counter
 //	otpprobe_dns_changes_total{sender,record}                           counter
 //	otpprobe_dns_findings{sender,severity}                              gauge
@@ -85,6 +86,7 @@ type Metrics struct {
 	loginFailures  *prometheus.CounterVec
 	routeSender    *prometheus.GaugeVec
 	routeState     *prometheus.GaugeVec
+	routeLeader    *prometheus.GaugeVec
 	failovers      *prometheus.CounterVec
 	dnsChanges     *prometheus.CounterVec
 	dnsFindings    *prometheus.GaugeVec
@@ -172,6 +174,9 @@ func New(agent string) *Metrics {
 		routeState: gauge("route_state",
 			"1 for the failover state a route is in (primary, failing_over, backup, recovering), 0 for the others it has been in.",
 			"route", "state"),
+		routeLeader: gauge("route_leader",
+			"1 while this agent takes the route's decisions (always, alone on SQLite; the elected agent when agents share PostgreSQL), else 0.",
+			"route"),
 		failovers: counter("failovers_total",
 			"Route switches from one sender to another.",
 			"route", "from", "to"),

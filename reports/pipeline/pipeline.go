@@ -134,7 +134,7 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 	}})
 
 	fopts := failover.Options{Store: opts.Store, Logger: opts.Logger.With("component", "failover"), Agent: cfg.Agent,
-		FastBurn: p.SLOs.FastBurn, Poll: opts.Poll, Shared: opts.Shared, Loaded: p.loaded,
+		FastBurn: p.SLOs.FastBurn, Poll: opts.Poll, Shared: opts.Shared, Loaded: p.loaded, Leading: p.leading,
 		Outbox: func(r targets.Route, t failover.Transition) []store.OutboxEntry {
 			return p.Alerts.Entries(alert.KindTransition, r.Webhooks, t)
 		},
@@ -145,6 +145,7 @@ func New(ctx context.Context, cfg *targets.Config, opts Options) (*Pipeline, err
 	}
 	for _, d := range p.Failover.Decisions() {
 		p.routeMetrics(d)
+		p.leading(d.Route, opts.Shared == nil) // alone, this agent decides; shared, once elected
 		// A state loaded from the store may need its alert (first start
 		// with this alert state, or a resolved alert lost to a crash).
 		if err := p.Alerts.RouteChanged(ctx, d.Route, d.Primary, d.ActiveSender, d.State, d.Reason, d.Diagnosis, d.Evidence); err != nil {
@@ -187,6 +188,12 @@ func (p *Pipeline) loaded(d failover.Decision) {
 	p.routeMetrics(d)
 	if err := p.Alerts.RouteChanged(context.Background(), d.Route, d.Primary, d.ActiveSender, d.State, d.Reason, d.Diagnosis, d.Evidence); err != nil {
 		p.opts.Logger.Error("route alert", "route", d.Route, "err", err)
+	}
+}
+
+func (p *Pipeline) leading(route string, leading bool) {
+	if p.opts.Metrics != nil {
+		p.opts.Metrics.SetRouteLeader(route, leading)
 	}
 }
 
