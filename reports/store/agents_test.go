@@ -173,3 +173,37 @@ func TestOutboxClaimedOnce(t *testing.T) {
 		t.Errorf("%d of 40 sent", len(seen))
 	}
 }
+
+// TestElectionSilentLeader: a leader that stops speaking (its host hung or
+// cut off, its TCP connection still open) loses the lead once PostgreSQL
+// ends its silent session, and another agent takes it.
+func TestElectionSilentLeader(t *testing.T) {
+	ctx := context.Background()
+	p := openPostgresTest(t)
+	eu, _ := p.Election("eu")
+	eu.silent = time.Second
+	defer eu.Close()
+	us, _ := p.Election("us")
+	defer us.Close()
+	if ok, err := eu.Leader(ctx, "otp"); !ok || err != nil {
+		t.Fatalf("eu: %v %v", ok, err)
+	}
+	// eu says nothing more; us keeps asking.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ok, err := us.Leader(ctx, "otp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("us never got the lead of a silent leader")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ok, _ := eu.Leader(ctx, "otp"); ok {
+		t.Error("the silent leader still thinks it leads")
+	}
+}

@@ -24,6 +24,11 @@ import (
 type Election struct {
 	dsn   string
 	agent string
+	// silent is how long the session may go without a word from this
+	// agent before PostgreSQL ends it (idle_session_timeout): a leader
+	// whose host died or whose network is cut loses its locks then,
+	// not when TCP notices (hours). Agents speak every refresh (2 s).
+	silent time.Duration
 
 	mu     sync.Mutex
 	conn   *pgx.Conn
@@ -37,6 +42,9 @@ const (
 	presenceLockClass = 0x6f75
 )
 
+// DefaultElectionSilence is Election's default idle_session_timeout.
+const DefaultElectionSilence = 15 * time.Second
+
 // ErrNoElection is returned by DB.Election on SQLite: one agent owns the
 // file and always decides.
 var ErrNoElection = errors.New("store: leader election needs PostgreSQL")
@@ -47,7 +55,7 @@ func (s *DB) Election(agent string) (*Election, error) {
 	if !s.pg {
 		return nil, ErrNoElection
 	}
-	return &Election{dsn: s.dsn, agent: agent, held: map[string]bool{}}, nil
+	return &Election{dsn: s.dsn, agent: agent, held: map[string]bool{}, silent: DefaultElectionSilence}, nil
 }
 
 // connect opens the election's connection and takes the presence lock.
@@ -66,6 +74,14 @@ func (e *Election) connect(ctx context.Context) error {
 	conn, err := pgx.ConnectConfig(cctx, cfg)
 	if err != nil {
 		return err
+	}
+	// Best effort (idle_session_timeout is PostgreSQL 14+; keepalives
+	// also cover a peer that vanished while the server waits to write).
+	for _, set := range []string{
+		fmt.Sprintf("SET idle_session_timeout = %d", e.silent.Milliseconds()),
+		"SET tcp_keepalives_idle = 10", "SET tcp_keepalives_interval = 5", "SET tcp_keepalives_count = 3",
+	} {
+		conn.Exec(cctx, set) //nolint:errcheck // an older server keeps its defaults
 	}
 	var ok bool
 	if err := conn.QueryRow(cctx, `SELECT current_schema()`).Scan(&e.schema); err != nil {
