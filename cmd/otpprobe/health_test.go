@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,39 +26,17 @@ func TestIMAPOutageReadiness(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cfgPath, err := w.Endpoints().WriteConfig(lab.ConfigOptions{Dir: t.TempDir(), Schedule: "@every 1h", Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfgPath, err := w.Endpoints().WriteConfig(lab.ConfigOptions{Dir: t.TempDir(), Schedule: "@every 1h", Listen: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, code := loadConfig(cfgPath, "run", io.Discard)
-	if cfg == nil {
-		t.Fatal(code)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	go func() { done <- runDaemon(ctx, cfgPath, cfg, discardLogger(), io.Discard, daemonOptions{}) }()
+	d := startDaemon(t, context.Background(), cfgPath, daemonOptions{})
 	defer func() {
-		cancel()
-		if code := <-done; code != exitOK {
+		if code := d.Stop(); code != exitOK {
 			t.Errorf("daemon exit %d", code)
 		}
 	}()
-
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := d.Get
 	const up, down = `otpprobe_watcher_up{agent="lab",folder="INBOX",mailbox="gmail"} 1`, `otpprobe_watcher_up{agent="lab",folder="INBOX",mailbox="gmail"} 0`
 	waitUntil := func(what string, ok func() bool) {
 		t.Helper()

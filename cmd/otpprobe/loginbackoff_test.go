@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -39,6 +37,8 @@ func TestLoginRefusedBacksOffAndAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
+	// auth test asks the prober at the config's http.listen to retry, so
+	// the config names a real port: one that was free a moment ago.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -58,31 +58,13 @@ func TestLoginRefusedBacksOffAndAlerts(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte("Wr0ng-Password-not-printed\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, code := loadConfig(cfgPath, "run", io.Discard)
-	if cfg == nil {
-		t.Fatal(code)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int)
-	go func() {
-		done <- runDaemon(ctx, cfgPath, cfg, discardLogger(), io.Discard, daemonOptions{loginBackoffBase: time.Hour})
-	}()
+	d := startDaemon(t, context.Background(), cfgPath, daemonOptions{loginBackoffBase: time.Hour})
 	defer func() {
-		cancel()
-		if code := <-done; code != exitOK {
+		if code := d.Stop(); code != exitOK {
 			t.Errorf("daemon exit %d", code)
 		}
 	}()
-
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := d.Get
 	metric := func(name, labels string) (float64, bool) {
 		_, m := get("/metrics")
 		re := regexp.MustCompile(`(?m)^otpprobe_` + name + `\{` + regexp.QuoteMeta(labels) + `\} (\S+)$`)
@@ -156,7 +138,7 @@ func TestLoginRefusedBacksOffAndAlerts(t *testing.T) {
 	if err := os.WriteFile(pwFile, good, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := run(t, ctx, "auth", "test", "--config", cfgPath, "--mailbox", "gmail")
+	code, out, errOut := run(t, context.Background(), "auth", "test", "--config", cfgPath, "--mailbox", "gmail")
 	if code != exitOK || !strings.Contains(out, "ok   imap gmail") || !strings.Contains(out, "ok   prober: the otpprobe at http://"+addr+" logs in again now: gmail/INBOX, gmail/junk") {
 		t.Fatalf("auth test: exit %d\n%s%s", code, out, errOut)
 	}

@@ -28,29 +28,32 @@ func run(t *testing.T, ctx context.Context, args ...string) (int, string, string
 }
 
 type onceJSON struct {
-	Healthy  bool `json:"healthy"`
-	Attempts []struct {
-		Sender, Mailbox, Outcome, Folder string
-		RoundID                          string `json:"round_id"`
-		Late                             bool
-		SubmittedAt                      string `json:"submitted_at"`
-		SeenAt                           string `json:"seen_at"`
-		Diagnosis                        string
-		SMTP                             struct {
-			Stage    string
-			Code     int
-			Enhanced string
-			Reply    string
-		}
-		Verdicts struct {
-			Trusted          bool
-			SPF, DKIM, DMARC string
-			DKIMRecheck      []struct {
-				Selector, Result string
-				BodyChecked      bool `json:"body_checked"`
-			} `json:"dkim_recheck"`
-		}
-	} `json:"attempts"`
+	Healthy  bool          `json:"healthy"`
+	Attempts []onceAttempt `json:"attempts"`
+}
+
+// onceAttempt is what the tests read of an attempt in once --format json.
+type onceAttempt struct {
+	Sender, Mailbox, Outcome, Folder string
+	RoundID                          string `json:"round_id"`
+	Late                             bool
+	SubmittedAt                      string `json:"submitted_at"`
+	SeenAt                           string `json:"seen_at"`
+	Diagnosis                        string
+	SMTP                             struct {
+		Stage    string
+		Code     int
+		Enhanced string
+		Reply    string
+	}
+	Verdicts struct {
+		Trusted          bool
+		SPF, DKIM, DMARC string
+		DKIMRecheck      []struct {
+			Selector, Result string
+			BodyChecked      bool `json:"body_checked"`
+		} `json:"dkim_recheck"`
+	}
 }
 
 func labOnce(t *testing.T, wantCode int, args ...string) onceJSON {

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -89,37 +86,19 @@ func TestConfigMetricsExistFromStart(t *testing.T) {
 	}
 	f.Close()
 
-	var logs lockedWriter
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int, 1)
-	go func() { done <- cmdRun(ctx, []string{"--config", cfgPath}, io.Discard, &logs) }()
-	var addr string
-	eventually(t, "the daemon to run", func() bool {
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var l struct{ Msg, HTTP string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "otpprobe running" {
-				addr = l.HTTP
-				return true
-			}
-		}
-		return false
-	})
+	d := startDaemon(t, context.Background(), cfgPath, daemonOptions{})
 	var missing []string
 	// The first SLO evaluation and DNS check run at start; give them a
 	// few seconds, then report what is still missing.
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
+		code, body := d.Get("/metrics")
+		if code != http.StatusOK {
+			t.Fatalf("GET /metrics: %d %s", code, body)
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		missing = missing[:0]
 		for _, n := range names {
-			if !regexp.MustCompile(`(?m)^` + n + `(_bucket|_sum|_count)?\{`).Match(body) {
+			if !regexp.MustCompile(`(?m)^` + n + `(_bucket|_sum|_count)?\{`).MatchString(body) {
 				missing = append(missing, n)
 			}
 		}
@@ -132,6 +111,4 @@ func TestConfigMetricsExistFromStart(t *testing.T) {
 		t.Errorf("on /metrics before any attempt finished, named in configs/ but missing: %s", strings.Join(missing, ", "))
 	}
 	t.Logf("checked %d metric names: %s", len(names), strings.Join(names, ", "))
-	cancel()
-	<-done
 }

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -91,28 +88,7 @@ func TestRunOnPostgres(t *testing.T) {
 	}
 	st.Close()
 
-	var logs lockedWriter
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan int, 1)
-	go func() { done <- cmdRun(rctx, []string{"--config", cfgPath}, io.Discard, &logs) }()
-	var addr string
-	eventually(t, "the daemon to run on PostgreSQL", func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("run exited %d:\n%s", code, logs.String())
-		default:
-		}
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var l struct{ Msg, HTTP string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "otpprobe running" {
-				addr = l.HTTP
-				return true
-			}
-		}
-		return false
-	})
+	d := startDaemon(t, ctx, cfgPath, daemonOptions{})
 	eventually(t, "inbox attempts stored in PostgreSQL", func() bool {
 		var n int
 		err := conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".attempts WHERE outcome = 'inbox'").Scan(&n)
@@ -149,14 +125,11 @@ func TestRunOnPostgres(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT active_sender FROM "+schema+".route_state WHERE route = 'otp'").Scan(&route); err != nil || route != "m365" {
 		t.Errorf("route state in PostgreSQL: %q %v", route, err)
 	}
-	resp, err := http.Get("http://" + addr + "/api/v1/routes/otp")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET route: %v", err)
+	if code, body := d.Get("/api/v1/routes/otp"); code != http.StatusOK {
+		t.Fatalf("GET route: %d %s", code, body)
 	}
-	resp.Body.Close()
-	cancel()
-	if code := <-done; code != exitOK {
-		t.Errorf("run exit %d:\n%s", code, logs.String())
+	if code := d.Stop(); code != exitOK {
+		t.Errorf("run exit %d:\n%s", code, d.Logs)
 	}
 	code, out, errOut := run(t, ctx, "attempts", "--config", cfgPath, "--outcome", "inbox")
 	if code != exitOK || !strings.Contains(out, "inbox") {

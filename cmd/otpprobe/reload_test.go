@@ -1,51 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/otpprobe/otpprobe/lab"
 )
-
-type lockedWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// eventually polls cond until it holds or a minute passed.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // TestReloadOnSIGHUP: kill -HUP applies a changed schedule without a
 // restart; a broken config is refused by field and the old one keeps
@@ -62,33 +28,8 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedWriter
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan int, 1)
-	go func() { done <- cmdRun(ctx, []string{"--config", cfgPath}, io.Discard, &logs) }()
-
-	var addr string
-	eventually(t, "the daemon to run", func() bool {
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var l struct{ Msg, HTTP string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "otpprobe running" {
-				addr = l.HTTP
-				return true
-			}
-		}
-		return false
-	})
-	metrics := func() string {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	d := startDaemon(t, context.Background(), cfgPath, daemonOptions{})
+	logs, metrics := d.Logs, d.Metrics
 	reloadOK := regexp.MustCompile(`(?m)^otpprobe_config_last_reload_successful\{agent="lab"\} (\d)`)
 	reloaded := func(want string) func() bool {
 		return func() bool {
@@ -134,14 +75,13 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Errorf("the failed reload's log does not name the field:\n%s", out)
 	}
 	before := len(inbox.FindAllString(metrics(), -1))
-	if resp, err := http.Get("http://" + addr + "/healthz"); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("the daemon stopped serving after a failed reload: %v", err)
+	if code, body := d.Get("/healthz"); code != http.StatusOK {
+		t.Fatalf("the daemon stopped serving after a failed reload: %d %s", code, body)
 	}
 	if before == 0 {
 		t.Error("the running config's metrics are gone")
 	}
-	cancel()
-	if code := <-done; code != exitOK {
+	if code := d.Stop(); code != exitOK {
 		t.Errorf("exit %d", code)
 	}
 }

@@ -155,29 +155,6 @@ func onceThrough(t *testing.T, config string, want int) map[string]onceAttempt {
 	return got
 }
 
-type onceAttempt = struct {
-	Sender, Mailbox, Outcome, Folder string
-	RoundID                          string `json:"round_id"`
-	Late                             bool
-	SubmittedAt                      string `json:"submitted_at"`
-	SeenAt                           string `json:"seen_at"`
-	Diagnosis                        string
-	SMTP                             struct {
-		Stage    string
-		Code     int
-		Enhanced string
-		Reply    string
-	}
-	Verdicts struct {
-		Trusted          bool
-		SPF, DKIM, DMARC string
-		DKIMRecheck      []struct {
-			Selector, Result string
-			BodyChecked      bool `json:"body_checked"`
-		} `json:"dkim_recheck"`
-	}
-}
-
 func TestVerifierInterop(t *testing.T) {
 	ep := loadVerifier(t)
 	v := ep.Verifier
