@@ -122,6 +122,7 @@ func (e *Endpoints) WriteConfig(o ConfigOptions) (string, error) {
 	var buf bytes.Buffer
 	err := configTemplate.Execute(&buf, map[string]any{
 		"Opts": o, "DNS": e.DNS, "CAFile": e.CAFile, "Senders": senders, "Mailboxes": mailboxes, "Bounces": bounces,
+		"Domain": CustomerDomain, "Selectors": []string{M365ActiveSelector, BackupSelector},
 		"Generated": cmp.Or(o.Generated, time.Now()).UTC().Format(time.RFC3339),
 	})
 	if err != nil {
@@ -280,5 +281,11 @@ dns_checks:
   schedule: "@every 1m"
   resolver:
     servers: [{{printf "%q" .DNS}}]
+  # The selectors our senders sign with, as their admins know them: checked
+  # from the first check on, so a key that disappears later is a change on
+  # record (otpprobe also learns them from the canaries it receives).
+  domains:
+    - name: {{.Domain}}
+      selectors: [{{range $i, $s := .Selectors}}{{if $i}}, {{end}}{{$s}}{{end}}]
 {{- end}}
 `))
