@@ -98,7 +98,7 @@ func TestElection(t *testing.T) {
 	if _, err := twin.Leader(ctx, "otp"); err == nil || !strings.Contains(err.Error(), `another running agent is named "eu"`) {
 		t.Fatalf("a second agent named eu: %v", err)
 	}
-	eu.Close() // the session ends: its locks go with it
+	eu.Close() // an agent that stops hands its locks over at once
 	if ok, err := us.Leader(ctx, "otp"); !ok || err != nil {
 		t.Fatalf("us after eu's session ended: %v %v", ok, err)
 	}

@@ -181,6 +181,13 @@ func (e *Election) Live(ctx context.Context, agents []string) (map[string]bool, 
 func (e *Election) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.conn != nil {
+		// Hand the routes over now: closing the connection alone frees the
+		// locks only once the server's backend has gone, a moment later.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		e.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+		cancel()
+	}
 	e.drop()
 	return nil
 }
