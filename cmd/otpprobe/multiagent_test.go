@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/otpprobe/otpprobe/lab"
 	"github.com/otpprobe/otpprobe/reports/alert"
 	"github.com/otpprobe/otpprobe/reports/failover"
@@ -134,29 +132,8 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 // over (and takes the route to recovering when m365 is back). The test
 // logs the timeline.
 func TestMultiAgent(t *testing.T) {
-	url := os.Getenv("OTPPROBE_POSTGRES_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("OTPPROBE_POSTGRES_URL is not set under CI=true")
-		}
-		t.Skip("OTPPROBE_POSTGRES_URL is not set")
-	}
 	ctx := context.Background()
-	schema := fmt.Sprintf("otpprobe_agents_%d", time.Now().UnixNano())
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	dsn := url + sep + "search_path=" + schema
+	_, _, dsn := postgresSchema(t, "otpprobe_agents")
 
 	w, err := lab.Start(ctx, lab.Options{})
 	if err != nil {

@@ -24,24 +24,8 @@ import (
 // the agent, and at start the agent resumes only its own pending attempts:
 // another agent's stays pending for that agent to resume.
 func TestRunOnPostgres(t *testing.T) {
-	url := os.Getenv("OTPPROBE_POSTGRES_URL")
-	if url == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("OTPPROBE_POSTGRES_URL is not set under CI=true")
-		}
-		t.Skip("OTPPROBE_POSTGRES_URL is not set")
-	}
 	ctx := context.Background()
-	schema := fmt.Sprintf("otpprobe_run_%d", time.Now().UnixNano())
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+	conn, schema, dsn := postgresSchema(t, "otpprobe_run")
 
 	w, err := lab.Start(ctx, lab.Options{})
 	if err != nil {
@@ -57,11 +41,7 @@ func TestRunOnPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	t.Setenv("OTPPROBE_TEST_PG_DSN", url+sep+"search_path="+schema)
+	t.Setenv("OTPPROBE_TEST_PG_DSN", dsn)
 	cfg := regexp.MustCompile(`(?m)^store:\n  path: .*\n`).ReplaceAllLiteral(data, []byte("store:\n  driver: postgres\n  dsn: ${OTPPROBE_TEST_PG_DSN}\n"))
 	if !strings.Contains(string(cfg), "driver: postgres") {
 		t.Fatalf("no store section replaced in:\n%s", data)
@@ -135,4 +115,38 @@ func TestRunOnPostgres(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "inbox") {
 		t.Errorf("otpprobe attempts on PostgreSQL: exit %d %s %s", code, out, errOut)
 	}
+}
+
+// postgresSchema gives the test a schema of its own on the PostgreSQL
+// server make test starts (OTPPROBE_POSTGRES_URL; without it the test
+// skips, and fails under CI=true): a connection to it, its name, and a DSN
+// whose search_path is that schema. The schema is dropped at the end.
+func postgresSchema(t *testing.T, prefix string) (conn *pgx.Conn, schema, dsn string) {
+	t.Helper()
+	url := os.Getenv("OTPPROBE_POSTGRES_URL")
+	if url == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("OTPPROBE_POSTGRES_URL is not set under CI=true")
+		}
+		t.Skip("OTPPROBE_POSTGRES_URL is not set")
+	}
+	ctx := context.Background()
+	schema = fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		conn.Close(ctx)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		conn.Close(context.Background())
+	})
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return conn, schema, url + sep + "search_path=" + schema
 }
