@@ -453,7 +453,9 @@ func startPlain(t *testing.T, ps *plainServer) *plainServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
+	al := &acceptingListener{Listener: ln, accepting: make(chan struct{})}
+	go srv.Serve(al)
+	<-al.accepting // before any Close: see acceptingListener
 	t.Cleanup(func() { srv.Close() })
 	ps.addr = ln.Addr().String()
 	return ps
@@ -571,4 +573,18 @@ func countMessages(t *testing.T, ps *plainServer, folder string) int {
 		t.Fatal(err)
 	}
 	return int(*st.NumMessages)
+}
+
+// acceptingListener closes accepting at its first Accept. go-imap v2's
+// Server.Serve adds to its WaitGroup only after registering the listener,
+// so a Close before Serve reached Accept races with that Add.
+type acceptingListener struct {
+	net.Listener
+	once      sync.Once
+	accepting chan struct{}
+}
+
+func (l *acceptingListener) Accept() (net.Conn, error) {
+	l.once.Do(func() { close(l.accepting) })
+	return l.Listener.Accept()
 }

@@ -137,6 +137,10 @@ func Start(cfg Config) (*Server, error) {
 		defer close(s.done)
 		_ = s.srv.Serve(s.gate)
 	}()
+	select { // Start returns once Serve is accepting: see gate.serving
+	case <-s.gate.serving:
+	case <-s.done:
+	}
 	if cfg.TrashAfter > 0 {
 		go s.emptyTrashEvery(cfg.TrashAfter)
 	}

@@ -15,11 +15,20 @@ type gate struct {
 	mu    sync.Mutex
 	down  bool
 	conns map[net.Conn]struct{}
+
+	// serving is closed at the first Accept: imapserver.Serve has then
+	// registered itself (its WaitGroup.Add), so a Close from now on cannot
+	// race with it (go-imap v2 adds to the WaitGroup after unlocking).
+	serving     chan struct{}
+	servingOnce sync.Once
 }
 
-func newGate(ln net.Listener) *gate { return &gate{Listener: ln, conns: map[net.Conn]struct{}{}} }
+func newGate(ln net.Listener) *gate {
+	return &gate{Listener: ln, conns: map[net.Conn]struct{}{}, serving: make(chan struct{})}
+}
 
 func (g *gate) Accept() (net.Conn, error) {
+	g.servingOnce.Do(func() { close(g.serving) })
 	for {
 		c, err := g.Listener.Accept()
 		if err != nil {
