@@ -11,12 +11,3 @@ type Round struct {
 	StartedAt time.Time // when the run began, UTC, ms
 	Attempts  []*Attempt
 }
-
-// IDs are the round's attempt IDs, in creation order.
-func (r *Round) IDs() []string {
-	out := make([]string, len(r.Attempts))
-	for i, a := range r.Attempts {
-		out[i] = a.ID
-	}
-	return out
-}

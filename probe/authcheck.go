@@ -41,18 +41,3 @@ func CheckIMAPLogin(ctx context.Context, mb targets.Mailbox, creds Credentials) 
 	}
 	return nil
 }
-
-// AuthRefused reports whether err is the server refusing the credentials
-// (an IMAP NO to the login, an SMTP 5xx to AUTH, a token the identity
-// platform would not issue) rather than the network or the server failing:
-// retrying it soon only locks accounts.
-func AuthRefused(err error) bool {
-	if loginFailure(err) == "auth" {
-		return true
-	}
-	var se *SendError
-	if errors.As(err, &se) {
-		return (se.Stage == StageAuth && se.Code >= 500) || (se.Stage == StageToken && !se.Temporary)
-	}
-	return false
-}

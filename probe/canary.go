@@ -139,17 +139,3 @@ func Compose(a *attempt.Attempt, c Canary, date time.Time) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
-// TokensIn returns the otpprobe tokens found in s (the "[otp-…]" words of a
-// Subject, or a bare header value).
-func TokensIn(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool {
-		return r == '[' || r == ']' || r == ' ' || r == '\t' || r == '(' || r == ')' || r == '<' || r == '>' || r == ':'
-	}) {
-		if strings.HasPrefix(f, tokenPrefix) && len(f) > len(tokenPrefix) {
-			out = append(out, f)
-		}
-	}
-	return out
-}

@@ -83,9 +83,6 @@ func (a *Auth) Set(h targets.HTTP) {
 	a.policy.Store(p)
 }
 
-// Enabled reports whether any token is configured.
-func (a *Auth) Enabled() bool { return len(a.policy.Load().tokens) > 0 }
-
 // realm is the protection space named in WWW-Authenticate.
 const realm = `realm="otpprobe"`
 
