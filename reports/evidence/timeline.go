@@ -65,7 +65,7 @@ func (b *Bundle) timeline(ctx context.Context, r Reader, cfg *targets.Config, as
 	}
 	for _, t := range trs {
 		ev = append(ev, Event{At: t.At, Kind: KindTransition, Bad: t.ToSender != t.FromSender || t.ToState != "primary",
-			Summary: fmt.Sprintf("route %s: %s (%s) → %s (%s): %s", t.Route, t.FromState, t.FromSender, t.ToState, t.ToSender, t.Reason)})
+			Summary: fmt.Sprintf("route %s: %s (%s) → %s (%s): %s%s", t.Route, t.FromState, t.FromSender, t.ToState, t.ToSender, t.Reason, takenBy(t))})
 	}
 	als, err := r.AlertsBetween(ctx, from, to)
 	if err != nil {
@@ -193,4 +193,23 @@ func timelineText(ev []Event) string {
 		fmt.Fprintf(&b, "%s %s %-16s %s\n", e.At.UTC().Format("2006-01-02 15:04:05.000Z"), mark, e.Kind, e.Summary)
 	}
 	return b.String()
+}
+
+// takenBy says who took a transition: the API token's name and source
+// address of a pin or unpin, and the agent that decided.
+func takenBy(t store.RouteTransition) string {
+	var parts []string
+	if t.Actor != "" {
+		parts = append(parts, "by "+t.Actor)
+	}
+	if t.Source != "" {
+		parts = append(parts, "from "+t.Source)
+	}
+	if t.Agent != "" {
+		parts = append(parts, "agent "+t.Agent)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " [" + strings.Join(parts, " ") + "]"
 }

@@ -186,8 +186,7 @@ func scanIncident(sc scanner) (Incident, error) {
 // TransitionsBetween returns the transitions of the given routes (all
 // when none are given) at times in [from, to), oldest first.
 func (s *SQLite) TransitionsBetween(ctx context.Context, routes []string, from, to time.Time) ([]RouteTransition, error) {
-	q := `SELECT id, route, at, from_state, to_state, from_sender, to_sender, reason, diagnosis, evidence
-		FROM route_transitions WHERE at >= ? AND at < ?`
+	q := `SELECT ` + transitionColumns + ` FROM route_transitions WHERE at >= ? AND at < ?`
 	args := []any{from.UnixMilli(), to.UnixMilli()}
 	if len(routes) > 0 {
 		q += ` AND route IN (?` + strings.Repeat(", ?", len(routes)-1) + `)`
@@ -199,23 +198,11 @@ func (s *SQLite) TransitionsBetween(ctx context.Context, routes []string, from, 
 	if err != nil {
 		return nil, fmt.Errorf("store: transitions: %w", err)
 	}
-	defer rows.Close()
-	var out []RouteTransition
-	for rows.Next() {
-		var t RouteTransition
-		var at int64
-		var ev string
-		if err := rows.Scan(&t.ID, &t.Route, &at, &t.FromState, &t.ToState, &t.FromSender, &t.ToSender,
-			&t.Reason, &t.Diagnosis, &ev); err != nil {
-			return nil, fmt.Errorf("store: transitions: %w", err)
-		}
-		t.At = time.UnixMilli(at).UTC()
-		if err := json.Unmarshal([]byte(ev), &t.Evidence); err != nil {
-			return nil, fmt.Errorf("store: transitions: evidence: %w", err)
-		}
-		out = append(out, t)
+	out, err := scanTransitions(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: transitions: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // AlertsBetween returns the alerts (their last state) that were firing at

@@ -198,13 +198,24 @@ func (s *SQLite) Transitions(ctx context.Context, route string, since time.Time,
 		limit = math.MaxInt32 // all (a negative LIMIT is SQLite's only)
 	}
 	// The newest limit of them, returned oldest first.
-	q := `SELECT * FROM (SELECT id, route, at, from_state, to_state, from_sender, to_sender, reason, diagnosis, evidence,
-		actor, source, agent FROM route_transitions WHERE route = ? AND at >= ? ORDER BY id DESC LIMIT ?) AS newest ORDER BY id`
-	args := []any{route, since.UnixMilli(), limit}
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	q := `SELECT * FROM (SELECT ` + transitionColumns + ` FROM route_transitions WHERE route = ? AND at >= ?
+		ORDER BY id DESC LIMIT ?) AS newest ORDER BY id`
+	rows, err := s.r.QueryContext(ctx, q, route, since.UnixMilli(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: transitions of %q: %w", route, err)
 	}
+	out, err := scanTransitions(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: transitions of %q: %w", route, err)
+	}
+	return out, nil
+}
+
+// transitionColumns are what scanTransitions reads, in its order.
+const transitionColumns = `id, route, at, from_state, to_state, from_sender, to_sender, reason, diagnosis, evidence, actor, source, agent`
+
+// scanTransitions reads rows of transitionColumns and closes them.
+func scanTransitions(rows *sql.Rows) ([]RouteTransition, error) {
 	defer rows.Close()
 	var out []RouteTransition
 	for rows.Next() {
@@ -213,18 +224,15 @@ func (s *SQLite) Transitions(ctx context.Context, route string, since time.Time,
 		var ev string
 		if err := rows.Scan(&t.ID, &t.Route, &at, &t.FromState, &t.ToState, &t.FromSender, &t.ToSender,
 			&t.Reason, &t.Diagnosis, &ev, &t.Actor, &t.Source, &t.Agent); err != nil {
-			return nil, fmt.Errorf("store: transitions of %q: %w", route, err)
+			return nil, err
 		}
 		t.At = time.UnixMilli(at).UTC()
 		if err := json.Unmarshal([]byte(ev), &t.Evidence); err != nil {
-			return nil, fmt.Errorf("store: transitions of %q: evidence: %w", route, err)
+			return nil, fmt.Errorf("evidence of transition %d: %w", t.ID, err)
 		}
 		out = append(out, t)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: transitions of %q: %w", route, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // SetPin pins a route to a sender (replacing any pin).

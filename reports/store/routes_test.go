@@ -55,6 +55,11 @@ func TestRouteStateAndTransitions(t *testing.T) {
 	if len(trs) != 1 || trs[0].Actor != "oncall" || trs[0].Source != "192.0.2.7" {
 		t.Errorf("manual transition read back as %+v", trs)
 	}
+	// The timeline's read (incidents, evidence) keeps them too.
+	trs, _ = s.TransitionsBetween(ctx, []string{"otp"}, t0.Add(time.Hour), t0.Add(2*time.Hour))
+	if len(trs) != 1 || trs[0].Actor != "oncall" || trs[0].Source != "192.0.2.7" {
+		t.Errorf("manual transition in a window read back as %+v", trs)
+	}
 	if n, _ := s.UndeliveredCount(ctx); n != 5 {
 		t.Errorf("%d queued with the transitions, want 5", n)
 	}
