@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,19 +43,10 @@ func roundLine(cfg *targets.Config, r rounds.Round, decision func(string) (failo
 	}
 	for _, rt := range cfg.Routes {
 		d, ok := decision(rt.Name)
-		if !ok || !contains(rt.Senders(), r.Sender) {
+		if !ok || !slices.Contains(rt.Senders(), r.Sender) {
 			continue
 		}
 		line += fmt.Sprintf("; route %s → %s (%s)", rt.Name, d.ActiveSender, d.State)
 	}
 	return line
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -51,15 +51,7 @@ func (x *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 	if resp == nil {
 		return []byte{}, false, nil
 	}
-	var user, tok string
-	for _, kv := range strings.Split(string(resp), "\x01") {
-		switch {
-		case strings.HasPrefix(kv, "user="):
-			user = kv[len("user="):]
-		case strings.HasPrefix(strings.ToLower(kv), "auth=bearer "):
-			tok = kv[len("auth=bearer "):]
-		}
-	}
+	user, tok, _ := identity.ParseXOAUTH2(string(resp))
 	u := x.s.store.user(user)
 	if user == "" || tok == "" || u == nil {
 		return nil, true, imapserver.ErrAuthFailed

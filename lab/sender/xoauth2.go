@@ -3,7 +3,7 @@ package sender
 import (
 	"encoding/json"
 	"errors"
-	"strings"
+	"strconv"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -39,7 +39,7 @@ func (x *xoauth2Server) Next(response []byte) ([]byte, bool, error) {
 			return []byte{}, false, nil
 		}
 		x.step = 1
-		user, token, ok := parseXOAUTH2(string(response))
+		user, token, ok := identity.ParseXOAUTH2(string(response))
 		if !ok {
 			return nil, true, &smtp.SMTPError{Code: 501, EnhancedCode: smtp.EnhancedCode{5, 5, 2}, Message: "Malformed XOAUTH2 response"}
 		}
@@ -52,30 +52,11 @@ func (x *xoauth2Server) Next(response []byte) ([]byte, bool, error) {
 			return nil, true, err
 		}
 		x.failed = errXOAUTH2Failed
-		challenge, _ := json.Marshal(map[string]string{"status": itoa(ve.Status), "schemes": "bearer", "scope": "https://outlook.office365.com/.default"})
+		challenge, _ := json.Marshal(map[string]string{"status": strconv.Itoa(ve.Status), "schemes": "bearer", "scope": "https://outlook.office365.com/.default"})
 		return challenge, false, nil
 	case -1:
 		x.step = 0
 		return x.Next(response)
 	}
 	return nil, true, x.failed
-}
-
-func parseXOAUTH2(s string) (user, token string, ok bool) {
-	for _, kv := range strings.Split(s, "\x01") {
-		switch {
-		case strings.HasPrefix(kv, "user="):
-			user = kv[len("user="):]
-		case strings.HasPrefix(strings.ToLower(kv), "auth=bearer "):
-			token = kv[len("auth=bearer "):]
-		}
-	}
-	return user, token, user != "" && token != ""
-}
-
-func itoa(n int) string {
-	if n == 403 {
-		return "403"
-	}
-	return "401"
 }
