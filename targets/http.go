@@ -87,11 +87,11 @@ func (h *HTTP) check(dir string) error {
 			if err != nil {
 				return errorf(field(p, "token_file"), "%v", err)
 			}
-			s, err := readSecretFile(path)
+			s, err := ReadTokenFile(path)
 			if err != nil {
 				return errorf(field(p, "token_file"), "%v", err)
 			}
-			t.TokenFile, t.token = path, Secret(strings.TrimSpace(s))
+			t.TokenFile, t.token = path, Secret(s)
 		case t.TokenEnv != "":
 			v, ok := os.LookupEnv(t.TokenEnv)
 			if !ok {
@@ -216,11 +216,11 @@ func (c *ClientAuth) check(path, dir string) error {
 		if err != nil {
 			return errorf(field(path, "bearer_token_file"), "%v", err)
 		}
-		tok, err := readSecretFile(abs)
+		tok, err := ReadTokenFile(abs)
 		if err != nil {
 			return errorf(field(path, "bearer_token_file"), "%v", err)
 		}
-		c.BearerTokenFile, c.bearer = abs, Secret(strings.TrimSpace(tok))
+		c.BearerTokenFile, c.bearer = abs, Secret(tok)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return errorf(path, "cert_file and key_file go together")

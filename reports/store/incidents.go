@@ -69,24 +69,27 @@ const incidentColumns = `id, probe, sender, routes, started_at, ended_at, last_b
 
 // SaveIncident inserts in (ID 0; ID is set) or updates it.
 func (s *SQLite) SaveIncident(ctx context.Context, in *Incident) error {
-	enc := func(v any) string { b, _ := json.Marshal(v); return string(b) }
-	routes, providers, diag := in.Routes, in.Providers, in.Diagnoses
-	if routes == nil {
-		routes = []string{}
-	}
-	if providers == nil {
-		providers = []string{}
-	}
+	diag, counts := in.Diagnoses, in.Counts
 	if diag == nil {
 		diag = []Diagnosis{}
 	}
-	counts := in.Counts
 	if counts == nil {
 		counts = map[string]int{}
 	}
+	var js [4]string
+	for i, v := range []any{in.Routes, in.Providers, counts, diag} {
+		if l, ok := v.([]string); ok && l == nil {
+			v = []string{}
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("store: save incident of %s: %w", in.Sender, err)
+		}
+		js[i] = string(b)
+	}
 	now := s.now().UnixMilli()
-	args := []any{in.Probe, in.Sender, enc(routes), in.StartedAt.UnixMilli(), millis(in.EndedAt), in.LastBadAt.UnixMilli(),
-		in.FirstRound, in.LastRound, in.Rounds, enc(counts), enc(providers), enc(diag), now}
+	args := []any{in.Probe, in.Sender, js[0], in.StartedAt.UnixMilli(), millis(in.EndedAt), in.LastBadAt.UnixMilli(),
+		in.FirstRound, in.LastRound, in.Rounds, js[2], js[1], js[3], now}
 	if in.ID == 0 {
 		err := s.w.QueryRowContext(ctx, `INSERT INTO incidents (probe, sender, routes, started_at, ended_at, last_bad_at,
 			first_round, last_round, rounds, counts, providers, diagnoses, updated_at)
