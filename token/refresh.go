@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,11 +55,10 @@ func (r *refresher) Token(ctx context.Context) (string, error) {
 	if r.current != nil && r.current.AccessToken != "" && time.Until(r.current.Expiry) > renewBefore {
 		return r.current.AccessToken, nil
 	}
-	rt, err := os.ReadFile(r.file)
+	old, err := targets.ReadTokenFile(r.file) // bounded, trimmed; errors name the file only
 	if err != nil {
 		return "", fmt.Errorf("oauth2.refresh_token_file: %w (run otpprobe auth login)", err)
 	}
-	old := strings.TrimSpace(string(rt))
 	if old == "" {
 		return "", fmt.Errorf("oauth2.refresh_token_file %s is empty (run otpprobe auth login)", r.file)
 	}
