@@ -128,11 +128,26 @@ func (l *lockedWriter) String() string {
 // eventually polls cond until it holds or a minute passed.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	waitFor(t, time.Minute, what, cond)
+}
+
+// waitFor polls cond until it holds or limit passed (generous: the
+// machine may be loaded; nothing here measures speed by failing).
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !pollUntil(limit, cond) {
+		t.Fatalf("timed out after %v waiting for %s", limit, what)
+	}
+}
+
+// pollUntil polls cond every 50 ms until it holds (true) or limit passed.
+func pollUntil(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return true
 }

@@ -38,16 +38,7 @@ func TestIMAPOutageReadiness(t *testing.T) {
 	}()
 	get := d.Get
 	const up, down = `otpprobe_watcher_up{agent="lab",folder="INBOX",mailbox="gmail"} 1`, `otpprobe_watcher_up{agent="lab",folder="INBOX",mailbox="gmail"} 0`
-	waitUntil := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("gave up waiting for %s", what)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	waitUntil := func(what string, ok func() bool) { t.Helper(); waitFor(t, 90*time.Second, what, ok) }
 	ready := func() (int, health.Status) {
 		code, body := get("/readyz")
 		var st health.Status

@@ -111,19 +111,6 @@ func (a *agentProc) firing(t *testing.T, name string) bool {
 	return slices.ContainsFunc(as, func(x alert.Alert) bool { return x.Name == name })
 }
 
-// waitFor polls cond until it holds or limit passed (generous: the
-// machine may be loaded; nothing here measures speed by failing).
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestMultiAgent: two agents (processes) on one PostgreSQL store probe one
 // lab every 3s, each through its own network path to the senders. Only
 // eu's path to m365 broken: outvoted, the route stays on m365. Both

@@ -94,10 +94,15 @@ func TestRunOnPostgres(t *testing.T) {
 	}
 	for rows.Next() {
 		var a string
-		rows.Scan(&a)
+		if err := rows.Scan(&a); err != nil {
+			t.Fatal(err)
+		}
 		agents = append(agents, a)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 	if len(agents) != 1 || agents[0] != "lab" {
 		t.Errorf("agents of the stored attempts %v; want [lab]", agents)
 	}
