@@ -146,11 +146,23 @@ func (s *SQLite) SaveDNSChanges(ctx context.Context, changes []DNSChange) error 
 // DNSChanges returns the changes of domain detected at or after since,
 // oldest first.
 func (s *SQLite) DNSChanges(ctx context.Context, domain string, since time.Time) ([]DNSChange, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT domain, detected_at, against, name, type, before, after
+	rows, err := s.r.QueryContext(ctx, `SELECT `+dnsChangeColumns+`
 		FROM dns_changes WHERE domain = ? AND detected_at >= ? ORDER BY detected_at, id`, domain, since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("store: DNS changes of %s: %w", domain, err)
 	}
+	out, err := scanDNSChanges(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: DNS changes of %s: %w", domain, err)
+	}
+	return out, nil
+}
+
+// dnsChangeColumns are what scanDNSChanges reads, in its order.
+const dnsChangeColumns = `domain, detected_at, against, name, type, before, after`
+
+// scanDNSChanges reads rows of dnsChangeColumns and closes them.
+func scanDNSChanges(rows *sql.Rows) ([]DNSChange, error) {
 	defer rows.Close()
 	var out []DNSChange
 	for rows.Next() {
@@ -160,9 +172,10 @@ func (s *SQLite) DNSChanges(ctx context.Context, domain string, since time.Time)
 			before, after sql.NullString
 		)
 		if err := rows.Scan(&c.Domain, &at, &c.Against, &c.Name, &c.Type, &before, &after); err != nil {
-			return nil, fmt.Errorf("store: DNS changes of %s: %w", domain, err)
+			return nil, err
 		}
 		c.DetectedAt = time.UnixMilli(at).UTC()
+		var err error
 		if c.Before, err = rrsetFrom(before); err != nil {
 			return nil, err
 		}

@@ -81,6 +81,23 @@ func TestDNSSnapshots(t *testing.T) {
 	if got, _ := s.DNSChanges(ctx, "example.test", t0.Add(6*time.Minute)); len(got) != 0 {
 		t.Errorf("changes since later = %+v, want none", got)
 	}
+	// A window across domains, oldest first; the domain filter and the
+	// window's end hold.
+	other := DNSChange{Domain: "other.test", DetectedAt: t0.Add(3 * time.Minute), Against: AgainstPrevious,
+		Change: dnscheck.Change{Name: "other.test.", Type: "TXT", Before: &before[0]}}
+	if err := s.SaveDNSChanges(ctx, []DNSChange{other}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.DNSChangesBetween(ctx, nil, t0, t0.Add(10*time.Minute))
+	if err != nil || len(all) != len(changes)+1 || !reflect.DeepEqual(all[0], other) || !reflect.DeepEqual(all[1:], changes) {
+		t.Errorf("changes between = %+v, %v; want other.test's, then example.test's", all, err)
+	}
+	if got, _ := s.DNSChangesBetween(ctx, []string{"other.test"}, t0, t0.Add(10*time.Minute)); len(got) != 1 || got[0].Domain != "other.test" {
+		t.Errorf("changes of other.test = %+v", got)
+	}
+	if got, _ := s.DNSChangesBetween(ctx, nil, t0, t0.Add(4*time.Minute)); len(got) != 1 || got[0].Domain != "other.test" {
+		t.Errorf("changes before 4m = %+v, want other.test's only", got)
+	}
 	if err := s.SaveDNSChanges(ctx, []DNSChange{{Domain: "x.test", Against: "yesterday"}}); err == nil {
 		t.Error("a change against an unknown reference was stored")
 	}

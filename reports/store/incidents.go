@@ -261,33 +261,21 @@ func (s *SQLite) NotificationsBetween(ctx context.Context, from, to time.Time) (
 // DNSChangesBetween returns the changes of every domain (or of the
 // given ones) detected in [from, to), oldest first.
 func (s *SQLite) DNSChangesBetween(ctx context.Context, domains []string, from, to time.Time) ([]DNSChange, error) {
-	var out []DNSChange
-	if len(domains) == 0 {
-		rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT domain FROM dns_changes WHERE detected_at >= ? AND detected_at < ?`,
-			from.UnixMilli(), to.UnixMilli())
-		if err != nil {
-			return nil, fmt.Errorf("store: DNS changes: %w", err)
+	q := `SELECT ` + dnsChangeColumns + ` FROM dns_changes WHERE detected_at >= ? AND detected_at < ?`
+	args := []any{from.UnixMilli(), to.UnixMilli()}
+	if len(domains) > 0 {
+		q += ` AND domain IN (?` + strings.Repeat(", ?", len(domains)-1) + `)`
+		for _, d := range domains {
+			args = append(args, d)
 		}
-		for rows.Next() {
-			var d string
-			if err := rows.Scan(&d); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("store: DNS changes: %w", err)
-			}
-			domains = append(domains, d)
-		}
-		rows.Close()
 	}
-	for _, d := range domains {
-		cs, err := s.DNSChanges(ctx, d, from)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cs {
-			if c.DetectedAt.Before(to) {
-				out = append(out, c)
-			}
-		}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY detected_at, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: DNS changes: %w", err)
+	}
+	out, err := scanDNSChanges(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: DNS changes: %w", err)
 	}
 	return out, nil
 }
