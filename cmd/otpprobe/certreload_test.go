@@ -2,8 +2,10 @@ package main
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +24,8 @@ func TestCertReload(t *testing.T) {
 	if err := ca.WriteKeyPair(certFile, keyFile, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	c, err := newCertReloader(certFile, keyFile, discardLogger())
+	var logs lockedWriter
+	c, err := newCertReloader(certFile, keyFile, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,5 +74,8 @@ func TestCertReload(t *testing.T) {
 	c.mu.Unlock()
 	if got := serial(); got != renewed {
 		t.Errorf("after a broken renewal the server presents %s, want %s", got, renewed)
+	}
+	if !strings.Contains(logs.String(), "renewed certificate not loaded") {
+		t.Errorf("the broken renewal was not tried (or not logged):\n%s", logs.String())
 	}
 }
